@@ -94,7 +94,9 @@ def _read_json(path: str | os.PathLike[str]) -> tuple[str, Any]:
     try:
         return source, json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        raise InputError(source, f"line {e.lineno} column {e.colno}", f"Not JSON: {e.msg}.") from None
+        raise InputError(
+            source, f"line {e.lineno} column {e.colno}", f"Not JSON: {e.msg}."
+        ) from None
 
 
 def _validate(model: type[M], raw: Any, source: str) -> M:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 import re
 from collections import Counter
 from collections.abc import Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -58,13 +59,11 @@ __all__ = [
     "Status",
 ]
 
-INSTANCE_FORMAT = "slotalloc.instance/1"
-SOLUTION_FORMAT = "slotalloc.solution/1"
+INSTANCE_FORMAT: Final = "slotalloc.instance/1"
+SOLUTION_FORMAT: Final = "slotalloc.solution/1"
 MAX_PREFERENCES = 10
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.ASCII
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.ASCII)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
@@ -133,7 +132,7 @@ def _defaulted_fields(cls: type[BaseModel]) -> frozenset[str]:
     return cached
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of a solve, as written in a solution file."""
 
     OPTIMAL = "optimal"
@@ -195,18 +194,14 @@ class Policy(_Model):
 
     @field_validator("age_groups")
     @classmethod
-    def _at_least_one_group(
-        cls, value: tuple[AgeGroup, ...] | None
-    ) -> tuple[AgeGroup, ...] | None:
+    def _at_least_one_group(cls, value: tuple[AgeGroup, ...] | None) -> tuple[AgeGroup, ...] | None:
         if value is not None and not value:
             raise ValueError("age_groups must hold at least one group")
         return value
 
     @field_validator("age_groups")
     @classmethod
-    def _group_names_unique(
-        cls, value: tuple[AgeGroup, ...] | None
-    ) -> tuple[AgeGroup, ...] | None:
+    def _group_names_unique(cls, value: tuple[AgeGroup, ...] | None) -> tuple[AgeGroup, ...] | None:
         if value is not None:
             dup = [n for n, k in Counter(g.name for g in value).items() if k > 1]
             if dup:
@@ -220,7 +215,7 @@ class Policy(_Model):
     ) -> tuple[AgeGroup, ...] | None:
         if value is not None:
             ordered = sorted(value, key=lambda g: g.min_months)
-            for a, b in zip(ordered, ordered[1:], strict=False):
+            for a, b in itertools.pairwise(ordered):
                 if b.min_months < a.max_months:
                     raise ValueError(f"age groups {a.name!r} and {b.name!r} overlap")
         return value
@@ -328,9 +323,7 @@ class Request(_Model):
     @classmethod
     def _preferences_distinct_and_few(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not 1 <= len(value) <= MAX_PREFERENCES:
-            raise ValueError(
-                f"{len(value)} preferences given; 1 to {MAX_PREFERENCES} are allowed"
-            )
+            raise ValueError(f"{len(value)} preferences given; 1 to {MAX_PREFERENCES} are allowed")
         if len(set(value)) != len(value):
             raise ValueError("preferences are not distinct")
         return value
@@ -558,13 +551,19 @@ class Solution(_Model):
     @classmethod
     def _status_from_text(cls, value: Any) -> Any:
         # Strict enums refuse their own values given as text; the file gives text.
-        return Status(value) if isinstance(value, str) and value in Status._value2member_map_ else value
+        return (
+            Status(value)
+            if isinstance(value, str) and value in Status._value2member_map_
+            else value
+        )
 
     @model_validator(mode="after")
     def _infeasible_has_no_score(self) -> Solution:
         if self.status is Status.INFEASIBLE:
             if self.score is not None or self.bound is not None or self.assignments:
-                raise ValueError("an infeasible solution has null score and bound and no assignments")
+                raise ValueError(
+                    "an infeasible solution has null score and bound and no assignments"
+                )
             if not self.explanation:
                 raise ValueError("an infeasible solution needs an explanation")
         return self

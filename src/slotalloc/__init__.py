@@ -1,0 +1,77 @@
+"""slotalloc: allocate young children to childcare sessions.
+
+Validated frozen models -> compiled integer arrays -> solvers -> results, with an
+independent verifier. See the README for the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slotalloc.compile import Compiled, compile_instance
+from slotalloc.exceptions import (
+    BookingError,
+    ChildConflictError,
+    DuplicateRequestError,
+    InputError,
+    InvalidStateError,
+    SlotallocError,
+    UnknownChildError,
+    UnknownRequestError,
+    UnknownSessionError,
+)
+from slotalloc.io import load_instance, load_solution
+from slotalloc.models import (
+    AgeGroup,
+    Assignment,
+    Booking,
+    Child,
+    ConflictItem,
+    Instance,
+    Objective,
+    Policy,
+    Request,
+    Session,
+    Site,
+    Solution,
+    Status,
+)
+from slotalloc.result import Result
+from slotalloc.solve import Progress, solve
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgeGroup",
+    "Assignment",
+    "Booking",
+    "BookingError",
+    "Child",
+    "ChildConflictError",
+    "Compiled",
+    "ConflictItem",
+    "DuplicateRequestError",
+    "InputError",
+    "Instance",
+    "InvalidStateError",
+    "Objective",
+    "Policy",
+    "Progress",
+    "Request",
+    "Result",
+    "Session",
+    "Site",
+    "SlotallocError",
+    "Solution",
+    "Status",
+    "UnknownChildError",
+    "UnknownRequestError",
+    "UnknownSessionError",
+    "__version__",
+    "compile_instance",
+    "load_instance",
+    "load_solution",
+    "solve",
+]

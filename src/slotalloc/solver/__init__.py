@@ -1,0 +1,1 @@
+"""Solvers over compiled instances: first-come-first-served and the CP-SAT optimiser."""

@@ -1,0 +1,62 @@
+"""First-come-first-served, the baseline of FORMAT §2.
+
+Bookings are kept in file order when that keeps the assignment valid, else
+dropped; then the other requests, in file order, each take their first
+preference (by rank) that keeps the assignment valid.
+
+Reading of FORMAT (documented in docs/format-notes.md): locked bookings are
+placed before the unlocked ones. Whenever the literal file order keeps every
+locked booking, this gives the same assignment (every rule is monotone); it
+differs only where the literal order would drop a locked booking behind an
+unlocked one and so call a feasible instance infeasible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from slotalloc.compile import Compiled
+from slotalloc.state import Occupancy
+
+__all__ = ["first_come_first_served"]
+
+
+def first_come_first_served(c: Compiled) -> npt.NDArray[np.int64] | None:
+    """The chosen arcs of the baseline, or None when a locked booking cannot be kept."""
+    occ = Occupancy(c)
+    arc_sess = c.arc_sess.tolist()
+    ptr = c.req_arc_ptr.tolist()
+    cptr = c.req_child_ptr.tolist()
+    kids = c.req_child.tolist()
+    size = c.req_size.tolist()
+    groups = [[(g, k) for g, k in enumerate(row) if k] for row in c.arc_groups.tolist()]
+    booked = c.booked_session.tolist()
+    chosen: list[int] = []
+
+    def place(r: int, a: int) -> bool:
+        ch = kids[cptr[r] : cptr[r + 1]]
+        s = arc_sess[a]
+        if occ.fits(s, size[r], groups[a], ch):
+            occ.add(s, size[r], groups[a], ch)
+            chosen.append(a)
+            return True
+        return False
+
+    order = c.booking_order.tolist()
+    locked = c.locked.tolist()
+    for r in [r for r in order if locked[r]] + [r for r in order if not locked[r]]:
+        kept = False
+        for a in range(ptr[r], ptr[r + 1]):
+            if arc_sess[a] == booked[r]:
+                kept = place(r, a)
+                break
+        if locked[r] and not kept:
+            return None
+    for r in range(c.n_requests):
+        if booked[r] >= 0:
+            continue
+        for a in range(ptr[r], ptr[r + 1]):
+            if place(r, a):
+                break
+    return np.array(sorted(chosen), dtype=np.int64)

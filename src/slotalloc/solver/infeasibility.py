@@ -1,0 +1,126 @@
+"""Infeasibility: exactly when the locked bookings alone break a rule (FORMAT §2).
+
+:func:`locked_conflicts` checks the assignment made of the locked bookings only
+and names every session, child and booking in conflict. The list is correct but
+not necessarily minimal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slotalloc.compile import Compiled
+from slotalloc.models import ConflictItem
+
+__all__ = ["locked_conflicts"]
+
+
+def locked_conflicts(c: Compiled) -> tuple[ConflictItem, ...]:
+    """Every rule the locked bookings alone break; empty when they are consistent."""
+    rid, sid, cid = c.request_ids, c.session_ids, c.child_ids
+    items: list[ConflictItem] = []
+    locked_reqs = [int(r) for r in c.booking_order.tolist() if c.locked[r]]
+    placed: list[tuple[int, int]] = []  # (request, arc)
+    for r in locked_reqs:
+        lo, hi = int(c.req_arc_ptr[r]), int(c.req_arc_ptr[r + 1])
+        s = int(c.booked_session[r])
+        if hi == lo:  # the compiler keeps a locked request's own arc only when eligible
+            kids = c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist()
+            items.append(
+                ConflictItem(
+                    rule="eligibility",
+                    message=f"locked booking {rid[r]!r} puts a child in {sid[s]!r} "
+                    "whose age or group does not admit it",
+                    sessions=(sid[s],),
+                    bookings=(rid[r],),
+                    children=tuple(cid[k] for k in kids),
+                )
+            )
+        else:
+            placed.append((r, lo))
+
+    by_session: dict[int, list[int]] = {}
+    for _r, a in placed:
+        by_session.setdefault(int(c.arc_sess[a]), []).append(a)
+    for s, arcs in by_session.items():
+        counts = c.arc_groups[np.array(arcs)].sum(axis=0)
+        names = tuple(rid[int(c.arc_req[a])] for a in arcs)
+        total = int(counts.sum())
+        if total > c.capacity[s]:
+            items.append(
+                ConflictItem(
+                    rule="capacity",
+                    message=f"locked bookings put {total} children in {sid[s]!r}, "
+                    f"capacity {int(c.capacity[s])}",
+                    sessions=(sid[s],),
+                    bookings=names,
+                )
+            )
+        for g, n in enumerate(counts.tolist()):
+            if n > c.group_cap[s, g]:
+                items.append(
+                    ConflictItem(
+                        rule="group_cap",
+                        message=f"locked bookings put {n} {c.group_names[g]} children in "
+                        f"{sid[s]!r}, cap {int(c.group_cap[s, g])}",
+                        sessions=(sid[s],),
+                        bookings=names,
+                    )
+                )
+        if c.pooled:
+            scale = c.pool_lcm
+            need_scaled = sum(
+                n * (scale // int(r))
+                for n, r in zip(counts.tolist(), c.ratio.tolist(), strict=True)
+            )
+            over = need_scaled > int(c.caregivers[s]) * scale
+            need_text = f"{need_scaled}/{scale}"
+        else:
+            need = sum(
+                -(-n // int(r)) for n, r in zip(counts.tolist(), c.ratio.tolist(), strict=True)
+            )
+            over = need > int(c.caregivers[s])
+            need_text = str(need)
+        if over:
+            items.append(
+                ConflictItem(
+                    rule="caregivers",
+                    message=f"locked bookings in {sid[s]!r} need {need_text} caregivers, "
+                    f"{int(c.caregivers[s])} available",
+                    sessions=(sid[s],),
+                    bookings=names,
+                )
+            )
+
+    by_child: dict[int, list[int]] = {}
+    for r, a in placed:
+        for k in c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist():
+            by_child.setdefault(k, []).append(a)
+    cap = c.max_sessions_per_child
+    for k, arcs in by_child.items():
+        for i, a in enumerate(arcs):
+            for b in arcs[i + 1 :]:
+                s, t = int(c.arc_sess[a]), int(c.arc_sess[b])
+                if c.start[s] < c.end[t] and c.start[t] < c.end[s]:
+                    items.append(
+                        ConflictItem(
+                            rule="overlap",
+                            message=f"locked bookings put child {cid[k]!r} in overlapping "
+                            f"sessions {sid[s]!r} and {sid[t]!r}",
+                            sessions=(sid[s], sid[t]),
+                            bookings=(rid[int(c.arc_req[a])], rid[int(c.arc_req[b])]),
+                            children=(cid[k],),
+                        )
+                    )
+        if cap and len(arcs) > cap:
+            items.append(
+                ConflictItem(
+                    rule="max_sessions_per_child",
+                    message=f"locked bookings put child {cid[k]!r} in {len(arcs)} sessions, "
+                    f"at most {cap} allowed",
+                    sessions=tuple(sid[int(c.arc_sess[a])] for a in arcs),
+                    bookings=tuple(rid[int(c.arc_req[a])] for a in arcs),
+                    children=(cid[k],),
+                )
+            )
+    return tuple(items)
