@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+_LOCATED = re.compile(r"^([a-z_]+\[\d+\] \([^)]*\)): (.*)$", re.DOTALL)
 
 
 def _json_path(loc: tuple[int | str, ...], raw: Any) -> str:
@@ -66,13 +68,18 @@ def describe_validation_error(err: ValidationError, raw: Any) -> tuple[str, str]
         shown = first["input"]
         if isinstance(shown, (str, int, float, bool)) or shown is None:
             msg += f" (got {json.dumps(shown)})"
+    where = _json_path(loc, raw)
+    # Cross-reference validators name their item themselves: "requests[3] (id 'r'): ...".
+    m = _LOCATED.match(msg)
+    if m and not where:
+        where, msg = m.group(1), m.group(2)
     more = len(err.errors()) - 1
-    sentence = msg[0].upper() + msg[1:] if msg else msg
+    sentence = msg
     if more:
         sentence += f" ({more} more problem{'s' if more > 1 else ''} after this one)"
     if not sentence.endswith("."):
         sentence += "."
-    return _json_path(loc, raw), sentence
+    return where, sentence
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,0 +1,306 @@
+"""The ``slotalloc`` command line. The only module that prints.
+
+Exit status: 0 success; 1 a solution was checked and not accepted; 2 bad input
+(one line on stderr naming the file, the place and the problem; nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from slotalloc.exceptions import InputError, InvalidStateError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Fail(Exception):
+    """Abort a command with a one-line message and an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _out_path_ok(path: str) -> None:
+    """Refuse early an output path whose folder is missing, before any work."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise _Fail(f"{path}: the folder {folder} does not exist.")
+    if os.path.isdir(path):
+        raise _Fail(f"{path}: is a directory, not a file.")
+
+
+def _write(path: str, text: str) -> None:
+    from slotalloc.io import write_json_atomic
+
+    try:
+        write_json_atomic(path, text)
+    except OSError as e:
+        raise _Fail(f"{path}: cannot be written: {e.strerror}.") from None
+
+
+# ---------------------------------------------------------------- solve
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from slotalloc.io import dump_json, load_instance
+    from slotalloc.solve import Progress, solve
+
+    _out_path_ok(args.output)
+    instance = load_instance(args.instance)
+    live = not args.quiet and sys.stderr.isatty()
+
+    def progress(p: Progress) -> None:
+        if args.quiet:
+            return
+        gap = "" if p.gap is None else f"  gap {100 * p.gap:.3f}%"
+        bound = "" if p.bound is None else f"  bound {p.bound}"
+        line = f"[{p.elapsed:7.2f}s] score {p.score}{bound}{gap}"
+        print(
+            ("\r" + line) if live else line, end="" if live else "\n", file=sys.stderr, flush=True
+        )
+
+    kwargs: dict[str, Any] = {
+        "time_limit": args.time_limit,
+        "seed": args.seed,
+        "deterministic": args.deterministic,
+        "callback": progress,
+    }
+    if args.method is not None:
+        kwargs["method"] = args.method
+    try:
+        result = solve(instance, **kwargs)
+    except ValueError as e:
+        raise _Fail(f"slotalloc solve: {e}.") from None
+    if live:
+        print(file=sys.stderr)
+    _write(args.output, dump_json(result.to_solution()))
+    if not args.quiet:
+        print(
+            f"{result.status.value}: score {result.score}, bound {result.bound}, "
+            f"{len(result.assignments)} of {len(instance.requests)} requests placed "
+            f"-> {args.output}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- verify
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from slotalloc.io import load_instance, load_solution
+    from slotalloc.verify import verify
+
+    instance = load_instance(args.instance)
+    solution = load_solution(args.solution)
+    report = verify(instance, solution)
+    verdict = "accepted" if report.accepted else "not accepted"
+    print(f"{verdict}; recomputed score {report.score}; claimed score {solution.score}")
+    for v in report.violations:
+        print(f"  [{v.rule}] {v.message}")
+    return EXIT_OK if report.accepted else EXIT_REJECTED
+
+
+# ---------------------------------------------------------------- generate
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from slotalloc.generate import generate_xiamen_json
+
+    _out_path_ok(args.output)
+    if args.requests < 1 or args.sites < 1:
+        raise _Fail("slotalloc generate: --requests and --sites must be at least 1.")
+    text = generate_xiamen_json(args.seed, args.requests, args.sites)
+    _write(args.output, text)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- demo
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from slotalloc.generate import generate_xiamen
+    from slotalloc.solve import solve
+    from slotalloc.summary import summarise
+
+    t0 = time.perf_counter()
+    instance = generate_xiamen(args.seed, args.requests, args.sites)
+    t_gen = time.perf_counter() - t0
+    print(
+        f"Xiamen weekend (seed {args.seed}): {len(instance.sites)} sites, "
+        f"{len(instance.sessions)} sessions, {len(instance.requests)} requests, "
+        f"{len(instance.children)} children; generated in {t_gen:.1f}s"
+    )
+    t1 = time.perf_counter()
+    base = solve(instance, method="fcfs")
+    t_base = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    result = solve(instance, time_limit=args.time_limit, seed=args.seed)
+    t_opt = time.perf_counter() - t2
+    for label, res, secs in (
+        ("first-come-first-served", base, t_base),
+        (f"slotalloc ({res_solver(result)})", result, t_opt),
+    ):
+        s = summarise(instance, res.assignments)
+        print(
+            f"\n{label}: {res.status.value}, score {res.score}"
+            + (f", bound {res.bound}" if res.bound is not None else "")
+            + f", {secs:.1f}s"
+        )
+        print(
+            f"  children served {s.children_served} of {s.children_requesting} "
+            f"({100 * s.children_served / max(1, s.children_requesting):.1f}%); "
+            f"requests placed {s.requests_served} of {s.requests}"
+        )
+        if res is result:
+            print("  by district:")
+            for d, n, k in s.by_district:
+                print(f"    {d:<10} {k:6d} / {n:6d}  {100 * k / max(1, n):5.1f}%")
+            print("  by residency:")
+            for d, n, k in s.by_residency:
+                print(f"    {d:<10} {k:6d} / {n:6d}  {100 * k / max(1, n):5.1f}%")
+        am, pm = s.morning_fill, s.afternoon_fill
+        print(
+            f"  morning fill {am[0]}/{am[1]} ({100 * am[0] / max(1, am[1]):.1f}%), "
+            f"afternoon fill {pm[0]}/{pm[1]} ({100 * pm[0] / max(1, pm[1]):.1f}%)"
+        )
+    print(f"\ntotal time {time.perf_counter() - t0:.1f}s")
+    return EXIT_OK
+
+
+def res_solver(result: Any) -> str:
+    return str(result.stats.get("solver", "solver"))
+
+
+# ---------------------------------------------------------------- schema
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from pydantic import TypeAdapter
+
+    from slotalloc.models import Decision, Event, Instance, Solution
+
+    schemas: dict[str, Any] = {
+        "instance": Instance.model_json_schema(),
+        "solution": Solution.model_json_schema(),
+        "event": TypeAdapter(Event).json_schema(),
+        "decision": TypeAdapter(Decision).json_schema(),
+    }
+    chosen = schemas if args.kind == "all" else {args.kind: schemas[args.kind]}
+    print(json.dumps(chosen if args.kind == "all" else chosen[args.kind], indent=1))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- replay
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from slotalloc.io import iter_events, load_instance
+    from slotalloc.online import replay
+
+    _out_path_ok(args.output)
+    instance = load_instance(args.instance)
+    lines = list(iter_events(args.events))
+    try:
+        decisions = [json.dumps(d, ensure_ascii=False) for d in replay(instance, lines)]
+    except InvalidStateError as e:
+        raise _Fail(f"{args.instance}: {e}") from None
+    _write(args.output, "".join(d + "\n" for d in decisions))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="slotalloc",
+        description="Allocate young children to childcare sessions (FORMAT v1).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("solve", help="allocate an instance and write a solution")
+    s.add_argument("instance")
+    s.add_argument("-o", "--output", required=True, help="solution file to write")
+    s.add_argument(
+        "--time-limit",
+        type=float,
+        default=10.0,
+        help="seconds of wall time (with --deterministic: deterministic work units)",
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--deterministic", action="store_true", help="same input and seed give the same solution"
+    )
+    s.add_argument("--method", default=None, help="solver (default: the optimiser)")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.set_defaults(run=_cmd_solve)
+
+    v = sub.add_parser("verify", help="check a solution against an instance")
+    v.add_argument("instance")
+    v.add_argument("solution")
+    v.set_defaults(run=_cmd_verify)
+
+    g = sub.add_parser("generate", help="generate a scenario instance")
+    g.add_argument("scenario", choices=["xiamen"])
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--requests", type=int, default=25000)
+    g.add_argument("--sites", type=int, default=91)
+    g.add_argument("-o", "--output", required=True)
+    g.set_defaults(run=_cmd_generate)
+
+    d = sub.add_parser("demo", help="allocate a generated Xiamen city weekend and summarise it")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--requests", type=int, default=25000)
+    d.add_argument("--sites", type=int, default=91)
+    d.add_argument("--time-limit", type=float, default=10.0)
+    d.set_defaults(run=_cmd_demo)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of a format")
+    sc.add_argument(
+        "kind",
+        nargs="?",
+        default="all",
+        choices=["all", "instance", "solution", "event", "decision"],
+    )
+    sc.set_defaults(run=_cmd_schema)
+
+    r = sub.add_parser("replay", help="apply online book/cancel events and write decisions")
+    r.add_argument("instance")
+    r.add_argument("events")
+    r.add_argument("-o", "--output", required=True, help="decisions file (JSON Lines)")
+    r.set_defaults(run=_cmd_replay)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except InputError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except _Fail as e:
+        print(str(e), file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
