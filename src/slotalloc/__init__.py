@@ -38,6 +38,7 @@ from slotalloc.models import (
 )
 from slotalloc.result import Result
 from slotalloc.solve import Progress, solve
+from slotalloc.verify import VerificationReport, Violation, verify
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -69,9 +70,12 @@ __all__ = [
     "UnknownChildError",
     "UnknownRequestError",
     "UnknownSessionError",
+    "VerificationReport",
+    "Violation",
     "__version__",
     "compile_instance",
     "load_instance",
     "load_solution",
     "solve",
+    "verify",
 ]
