@@ -1,0 +1,108 @@
+"""The command line: exit statuses, outputs, and what is (not) written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from slotalloc.cli import main
+from slotalloc.io import load_solution
+
+
+def test_verify_accepts_the_reference_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        ["verify", str(DATA / "sample-small.json"), str(DATA / "sample-small.fcfs-solution.json")]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "accepted" in out and "66560" in out
+
+
+def test_verify_rejects_a_wrong_score_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads((DATA / "sample-small.fcfs-solution.json").read_text(encoding="utf-8"))
+    doc["score"] += 10
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["verify", str(DATA / "sample-small.json"), str(bad)]) == 1
+    assert "not accepted" in capsys.readouterr().out
+
+
+def test_verify_unknown_ids_are_not_accepted(tmp_path: Path) -> None:
+    doc = {
+        "format": "slotalloc.solution/1",
+        "status": "feasible",
+        "score": 0,
+        "assignments": [{"request": "nobody", "session": "nowhere"}],
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["verify", str(DATA / "sample-small.json"), str(bad)]) == 1
+
+
+def test_verify_malformed_solution_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"format": "slotalloc.solution/1", "status": "great", "score": 1}', encoding="utf-8"
+    )
+    assert main(["verify", str(DATA / "sample-small.json"), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "status" in err
+
+
+def test_solve_writes_a_solution_the_verifier_accepts(tmp_path: Path) -> None:
+    out = tmp_path / "sol.json"
+    assert (
+        main(
+            [
+                "solve",
+                str(DATA / "sample-rebalance.json"),
+                "-o",
+                str(out),
+                "--quiet",
+                "--method",
+                "fcfs",
+            ]
+        )
+        == 0
+    )
+    assert load_solution(out).score == 270790
+    assert main(["verify", str(DATA / "sample-rebalance.json"), str(out)]) == 0
+
+
+def test_solve_to_a_missing_folder_is_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "sol.json"
+    assert main(["solve", str(DATA / "sample-small.json"), "-o", str(out), "--quiet"]) == 2
+
+
+def test_unknown_method_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sol.json"
+    assert (
+        main(
+            [
+                "solve",
+                str(DATA / "sample-small.json"),
+                "-o",
+                str(out),
+                "--quiet",
+                "--method",
+                "magic",
+            ]
+        )
+        == 2
+    )
+    assert "magic" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["instance", "solution", "event", "decision"])
+def test_schema_prints_json_schema(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", kind]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema
