@@ -9,6 +9,14 @@ compiler beforehand.
 
 Plain Python lists on purpose: on this hot path numpy scalars cost more than
 they save.
+
+Caregiver need is kept incrementally, never recomputed: with ``per_group``
+staffing a session's need is ``sum_g ceil(n_g / ratio_g)`` and adding ``k``
+children of group ``g`` changes only that group's term, by
+``ceil((n_g + k) / r) - ceil(n_g / r)``; with ``pooled`` staffing the need is
+kept exactly as the integer ``sum_g n_g * (L / ratio_g)`` with ``L`` the lcm of
+the ratios (and compared with ``caregivers * L``), so a group of ``k`` changes it
+by the constant ``k * L / ratio_g``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from collections.abc import Sequence
 from slotalloc.compile import Compiled
 
 __all__ = ["Occupancy"]
+
+_NO_LIMIT = 1 << 62
 
 
 class Occupancy:
@@ -35,6 +45,7 @@ class Occupancy:
         "_end",
         "_group_cap",
         "_max_per_child",
+        "_pool_weight",
         "_pooled",
         "_ratio",
         "_scale",
@@ -47,61 +58,132 @@ class Occupancy:
 
     def __init__(self, compiled: Compiled) -> None:
         c = compiled
-        self._pooled = c.pooled
+        self._pooled: bool = c.pooled
         self._ratio: list[int] = c.ratio.tolist()
         # Pooled need sum(n_g / ratio_g) is kept exactly as an integer times lcm(ratios).
-        self._scale = c.pool_lcm if c.pooled else 1
+        self._scale: int = c.pool_lcm if c.pooled else 1
+        self._pool_weight: list[int] = [self._scale // r for r in self._ratio]
         self._cap: list[int] = c.capacity.tolist()
         self._caregivers_scaled: list[int] = (c.caregivers * self._scale).tolist()
         self._group_cap: list[list[int]] = c.group_cap.tolist()
         self._start: list[int] = c.start.tolist()
         self._end: list[int] = c.end.tolist()
-        self._max_per_child = c.max_sessions_per_child or (1 << 62)
+        self._max_per_child: int = c.max_sessions_per_child or _NO_LIMIT
         S, G = c.n_sessions, c.n_groups
-        self.taken = [0] * S
-        self.group_taken = [[0] * G for _ in range(S)]
+        self.taken: list[int] = [0] * S
+        self.group_taken: list[list[int]] = [[0] * G for _ in range(S)]
         #: caregivers needed per session (times lcm(ratios) when pooled)
-        self.need = [0] * S
+        self.need: list[int] = [0] * S
         self.child_sessions: dict[int, list[int]] = {}
 
     def _need_delta(self, s: int, groups: Sequence[tuple[int, int]]) -> int:
         """Change in caregiver need if ``groups`` ((group, count) pairs) join session s."""
-        gt = self.group_taken[s]
         delta = 0
         if self._pooled:
-            scale = self._scale
+            w = self._pool_weight
             for g, k in groups:
-                delta += k * (scale // self._ratio[g])
+                delta += k * w[g]
         else:
+            gt = self.group_taken[s]
+            ratio = self._ratio
             for g, k in groups:
-                r = self._ratio[g]
+                r = ratio[g]
                 n = gt[g]
-                delta += -(-(n + k) // r) - (-(-n // r))
+                delta += (n + k + r - 1) // r - (n + r - 1) // r
         return delta
 
     def fits(
         self, s: int, size: int, groups: Sequence[tuple[int, int]], children: Sequence[int]
     ) -> bool:
         """Whether these eligible children may all join session ``s`` now (rules 3-5)."""
+        return self.violation(s, size, groups, children) is None
+
+    def violation(
+        self, s: int, size: int, groups: Sequence[tuple[int, int]], children: Sequence[int]
+    ) -> str | None:
+        """The first of rules 3-5 that placing these children in ``s`` would break, or None.
+
+        The answer names the rule (``"3-capacity"``, ``"3-group-cap"``,
+        ``"3-caregivers"``, ``"4-overlap"``, ``"5-per-child-cap"``) so that callers
+        can say why a place already held is not valid.
+        """
         if self.taken[s] + size > self._cap[s]:
-            return False
+            return "3-capacity"
         gt = self.group_taken[s]
         caps = self._group_cap[s]
         for g, k in groups:
             if gt[g] + k > caps[g]:
-                return False
+                return "3-group-cap"
         if self.need[s] + self._need_delta(s, groups) > self._caregivers_scaled[s]:
-            return False
+            return "3-caregivers"
         start, end = self._start, self._end
         s0, s1 = start[s], end[s]
         for ch in children:
             held = self.child_sessions.get(ch)
             if held:
-                if len(held) >= self._max_per_child:
-                    return False
                 for t in held:
                     if start[t] < s1 and s0 < end[t]:
+                        return "4-overlap"
+                if len(held) >= self._max_per_child:
+                    return "5-per-child-cap"
+        return None
+
+    def try_add(
+        self, s: int, size: int, groups: Sequence[tuple[int, int]], children: Sequence[int]
+    ) -> bool:
+        """Place the children in ``s`` if that breaks none of rules 3-5; say whether it did.
+
+        One call instead of :meth:`fits` then :meth:`add`: the online engine's
+        admission path runs this once per preference tried, so the caregiver
+        delta is computed once and the attribute look-ups are shared.
+        """
+        taken = self.taken
+        t = taken[s] + size
+        if t > self._cap[s]:
+            return False
+        gt = self.group_taken[s]
+        caps = self._group_cap[s]
+        delta = 0
+        if self._pooled:
+            w = self._pool_weight
+            for g, k in groups:
+                if gt[g] + k > caps[g]:
+                    return False
+                delta += k * w[g]
+        else:
+            ratio = self._ratio
+            for g, k in groups:
+                n = gt[g]
+                if n + k > caps[g]:
+                    return False
+                r = ratio[g]
+                delta += (n + k + r - 1) // r - (n + r - 1) // r
+        need = self.need
+        if need[s] + delta > self._caregivers_scaled[s]:
+            return False
+        cs = self.child_sessions
+        if cs:
+            start, end = self._start, self._end
+            s0, s1 = start[s], end[s]
+            cap_child = self._max_per_child
+            for ch in children:
+                held = cs.get(ch)
+                if held:
+                    if len(held) >= cap_child:
                         return False
+                    for u in held:
+                        if start[u] < s1 and s0 < end[u]:
+                            return False
+        need[s] += delta
+        taken[s] = t
+        for g, k in groups:
+            gt[g] += k
+        for ch in children:
+            held = cs.get(ch)
+            if held is None:
+                cs[ch] = [s]
+            else:
+                held.append(s)
         return True
 
     def add(
@@ -137,3 +219,22 @@ class Occupancy:
             held.remove(s)
             if not held:
                 del cs[ch]
+
+    def room_for_one(self, s: int, g: int) -> bool:
+        """Whether one more child of group ``g`` could join session ``s`` (rule 3 only).
+
+        Every rule-3 quantity only grows with the children added, so when this is
+        false no set of children including one of group ``g`` fits ``s``: the
+        online engine uses it to stop looking at session ``s`` for that group.
+        """
+        if self.taken[s] >= self._cap[s]:
+            return False
+        n = self.group_taken[s][g]
+        if n >= self._group_cap[s][g]:
+            return False
+        if self._pooled:
+            delta = self._pool_weight[g]
+        else:
+            r = self._ratio[g]
+            delta = (n + r) // r - (n + r - 1) // r
+        return self.need[s] + delta <= self._caregivers_scaled[s]
