@@ -106,3 +106,74 @@ def test_schema_prints_json_schema(kind: str, capsys: pytest.CaptureFixture[str]
     assert main(["schema", kind]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema
+
+
+def test_explain_names_the_blocking_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        [
+            "explain",
+            str(DATA / "sample-small.json"),
+            str(DATA / "sample-small.fcfs-solution.json"),
+            "--request",
+            "r000012",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "[eligibility] child c000013 is 5 months old" in out
+
+
+def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "explain",
+                str(DATA / "sample-tight.json"),
+                str(DATA / "sample-tight.fcfs-solution.json"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    rules = {b["rule"] for e in doc["requests"] for p in e["preferences"] for b in p["blockers"]}
+    assert {"capacity", "caregivers"} & rules
+
+
+def test_explain_refuses_an_invalid_solution(tmp_path: Path) -> None:
+    doc = json.loads((DATA / "sample-small.fcfs-solution.json").read_text(encoding="utf-8"))
+    doc["assignments"].append({"request": "r000012", "session": "SI-001/2025-04-20-am"})
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["explain", str(DATA / "sample-small.json"), str(bad)]) == 2
+
+
+def test_diff_counts_moves_drops_and_placements(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = json.loads((DATA / "sample-small.fcfs-solution.json").read_text(encoding="utf-8"))
+    new = json.loads(json.dumps(old))
+    first = new["assignments"].pop(0)
+    (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    new["score"] = None
+    from slotalloc.io import parse_instance, parse_solution
+    from slotalloc.verify import score_of
+
+    inst = parse_instance(json.loads((DATA / "sample-small.json").read_text(encoding="utf-8")))
+    new["score"] = score_of(inst, [(a["request"], a["session"]) for a in new["assignments"]])
+    parse_solution(new)
+    (tmp_path / "new.json").write_text(json.dumps(new), encoding="utf-8")
+    assert (
+        main(
+            [
+                "diff",
+                str(DATA / "sample-small.json"),
+                str(tmp_path / "old.json"),
+                str(tmp_path / "new.json"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"dropped  {first['request']}: {first['session']}" in out
+    assert "0 moved, 1 dropped, 0 newly placed" in out

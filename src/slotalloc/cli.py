@@ -221,6 +221,88 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- explain and diff
+
+
+def _load_pair(instance_path: str, solution_path: str) -> tuple[Any, Any]:
+    from slotalloc.io import load_instance, load_solution
+    from slotalloc.verify import verify
+
+    instance = load_instance(instance_path)
+    solution = load_solution(solution_path)
+    report = verify(instance, solution)
+    if not report.valid:
+        first = report.violations[0] if report.violations else None
+        raise _Fail(
+            f"{solution_path}: not a valid solution of {instance_path}"
+            + (f": {first.message}" if first else ".")
+        )
+    return instance, solution
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from slotalloc.explain import explain
+
+    instance, solution = _load_pair(args.instance, args.solution)
+    wanted = None
+    if args.request is not None:
+        if args.request not in instance.request_index:
+            raise _Fail(f"{args.instance}: unknown request {args.request!r}.")
+        wanted = [args.request]
+    found = explain(instance, solution, wanted)
+    if args.json:
+        print(json.dumps({"requests": [asdict(e) for e in found]}, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    placed = {a.request: a.session for a in solution.assignments}
+    for e in found:
+        if e.request in placed:
+            print(f"{e.request}: placed in {placed[e.request]}")
+            continue
+        print(f"{e.request} ({', '.join(e.children)}): not placed")
+        for p in e.preferences:
+            head = f"  #{p.rank} {p.session}: "
+            if not p.blockers:
+                print(head + "nothing blocks it (the solution could add it)")
+            for i, b in enumerate(p.blockers):
+                print((head if i == 0 else " " * len(head)) + f"[{b.rule}] {b.message}")
+            if p.displace:
+                print(
+                    " " * len(head) + f"could displace {', '.join(p.displace)} "
+                    f"(score +{p.displace_gain})"
+                )
+    return EXIT_OK
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from slotalloc.diff import diff_solutions
+
+    instance, old = _load_pair(args.instance, args.old)
+    _, new = _load_pair(args.instance, args.new)
+    d = diff_solutions(instance, old, new)
+    if args.json:
+        print(
+            json.dumps(
+                {"counts": d.counts(), "moved": d.moved, "dropped": d.dropped, "placed": d.placed},
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+        return EXIT_OK
+    for rid, b, a in d.moved:
+        print(f"moved    {rid}: {b} -> {a}")
+    for rid, b in d.dropped:
+        print(f"dropped  {rid}: {b}")
+    for rid, a in d.placed:
+        print(f"placed   {rid}: {a}")
+    c = d.counts()
+    print(
+        f"{c['moved']} moved, {c['dropped']} dropped, {c['placed']} newly placed, {c['kept']} kept"
+    )
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -282,6 +364,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("events")
     r.add_argument("-o", "--output", required=True, help="decisions file (JSON Lines)")
     r.set_defaults(run=_cmd_replay)
+
+    e = sub.add_parser("explain", help="why unplaced requests got no place")
+    e.add_argument("instance")
+    e.add_argument("solution")
+    e.add_argument("--request", default=None, help="explain this request only")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=_cmd_explain)
+
+    df = sub.add_parser("diff", help="who moves, is dropped or newly placed between solutions")
+    df.add_argument("instance")
+    df.add_argument("old")
+    df.add_argument("new")
+    df.add_argument("--json", action="store_true")
+    df.set_defaults(run=_cmd_diff)
     return p
 
 
@@ -296,6 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Fail as e:
         print(str(e), file=sys.stderr)
         return e.status
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); not an error of ours.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
