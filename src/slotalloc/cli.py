@@ -253,7 +253,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         wanted = [args.request]
     found = explain(instance, solution, wanted)
     if args.json:
-        print(json.dumps({"requests": [asdict(e) for e in found]}, ensure_ascii=False, indent=1))
+        from slotalloc.fairness import audit
+
+        doc = {
+            "requests": [asdict(e) for e in found],
+            "fairness": audit(instance, solution.assignments).to_dict(),
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
         return EXIT_OK
     placed = {a.request: a.session for a in solution.assignments}
     for e in found:
