@@ -309,6 +309,30 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- report
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from slotalloc.report import write_report  # matplotlib itself is imported lazily
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise _Fail("slotalloc report needs the report extra: pip install 'slotalloc[report]'.")
+    instance, solution = _load_pair(args.instance, args.solution)
+    recs: list[dict[str, Any]] = []
+    if args.plan is not None:
+        from slotalloc.io import _read_json
+
+        source, raw = _read_json(args.plan)
+        if not isinstance(raw, list):
+            raise _Fail(f"{source}: a list of recommendations is expected.")
+        recs = raw
+    index = write_report(instance, solution, args.output, recommendations=recs[: args.top])
+    print(f"wrote {index}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -384,6 +408,14 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("new")
     df.add_argument("--json", action="store_true")
     df.set_defaults(run=_cmd_diff)
+
+    rp = sub.add_parser("report", help="write an HTML report with plots (report extra)")
+    rp.add_argument("instance")
+    rp.add_argument("solution")
+    rp.add_argument("-o", "--output", required=True, help="folder for index.html and PNGs")
+    rp.add_argument("--plan", default=None, help="recommendations from `slotalloc plan --json`")
+    rp.add_argument("--top", type=int, default=10)
+    rp.set_defaults(run=_cmd_report)
     return p
 
 

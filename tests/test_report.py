@@ -1,0 +1,80 @@
+"""The HTML report: its files, its sections, and (where a browser exists) a screenshot."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from slotalloc.cli import main
+
+pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is not installed")
+
+SECTIONS = [
+    "Fill by site and session",
+    "Morning vs afternoon utilisation",
+    "Unmet demand by district",
+    "Preference ranks",
+    "Fairness",
+    "Capacity planning",
+]
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert (
+        main(
+            [
+                "report",
+                str(DATA / "sample-tight.json"),
+                str(DATA / "sample-tight.fcfs-solution.json"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_report_writes_html_and_plots(report_dir: Path) -> None:
+    html = (report_dir / "index.html").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert section in html
+    for png in ("fill_heatmap.png", "utilisation.png", "unmet_by_district.png", "ranks.png"):
+        data = (report_dir / png).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 2000
+        assert f"src='{png}'" in html
+    assert "By residency" in html and "non_local" in html
+
+
+def test_report_renders_in_a_headless_browser(report_dir: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine (apt-get install chromium)")
+    shot = report_dir / "screenshot.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={report_dir / 'chrome'}",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            (report_dir / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.exists() and shot.stat().st_size > 20000
