@@ -36,6 +36,7 @@ from slotalloc.models import (
     Solution,
     Status,
 )
+from slotalloc.online import Allocator, Cancellation, Decision, Placement
 from slotalloc.result import Result
 from slotalloc.solve import Progress, solve
 from slotalloc.verify import VerificationReport, Violation, verify
@@ -46,6 +47,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgeGroup",
+    "Allocator",
+    "Cancellation",
+    "Decision",
+    "Placement",
     "Assignment",
     "Booking",
     "BookingError",
