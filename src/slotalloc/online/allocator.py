@@ -64,6 +64,7 @@ from typing import Any, NamedTuple
 
 from slotalloc.compile import Compiled, compile_instance, group_of
 from slotalloc.exceptions import (
+    BookingError,
     ChildConflictError,
     DuplicateRequestError,
     InvalidStateError,
@@ -81,6 +82,8 @@ __all__ = ["Allocator", "Cancellation", "Decision", "Placement"]
 _IDLE = 0  # a request of the starting instance without a place: holds nothing, never waits
 _HELD = 1
 _WAITING = 2
+
+_NO_ARCS: list[Any] = []  # shared placeholder: a request's arcs matter only while it waits
 
 # Eligibility cache entry not computed yet (group_of answers a group or -1).
 _UNKNOWN = -2
@@ -222,6 +225,19 @@ class Allocator:
         self._G: int = c.n_groups
         self._S: int = c.n_sessions
         self._single: list[tuple[tuple[int, int], ...]] = [((g, 1),) for g in range(self._G)]
+        # group_of reads a session only through its start date and its age range, so
+        # sessions sharing those form one eligibility class: a child's group is
+        # asked of group_of once per class (on a representative session), not once
+        # per session. A city has hundreds of sessions but a handful of classes.
+        classes: dict[tuple[int, ...], int] = {}
+        self._class_of: list[int] = []
+        self._class_rep: list[int] = []
+        keys = zip(c.sess_date.tolist(), c.min_months.tolist(), c.max_months.tolist(), strict=True)
+        for s, (date, lo, hi) in enumerate(keys):
+            k = classes.setdefault((*date, lo, hi), len(classes))
+            if k == len(self._class_rep):
+                self._class_rep.append(s)
+            self._class_of.append(k)
         self._occ = Occupancy(c)
         obj = instance.objective
         self._w = (obj.serve, obj.priority, obj.rank)
@@ -254,15 +270,17 @@ class Allocator:
         row = self._row_of_date.get(birth)
         if row is None:
             # Eligibility depends on the child only through its birth date: share the row.
-            row = self._row_of_date[birth] = [_UNKNOWN] * self._S
+            row = self._row_of_date[birth] = [_UNKNOWN] * len(self._class_rep)
         self._rows.append(row)
         return ci
 
     def _group(self, ci: int, s: int) -> int:
+        """The age group of child ``ci`` in session ``s``, or -1 (cached ``group_of``)."""
+        k = self._class_of[s]
         row = self._rows[ci]
-        g = row[s]
+        g = row[k]
         if g == _UNKNOWN:
-            g = row[s] = group_of(self._compiled, self._birth[ci], s)
+            g = row[k] = group_of(self._compiled, self._birth[ci], self._class_rep[k])
         return g
 
     def _arcs(self, kids: Sequence[int], sessions: Sequence[int]) -> list[_Arc]:
@@ -272,12 +290,13 @@ class Allocator:
             ci = kids[0]
             row = self._rows[ci]
             single = self._single
+            class_of = self._class_of
             for rank, s in enumerate(sessions):
-                g = row[s]
+                g = row[class_of[s]]
                 if g < 0:
                     if g != _UNKNOWN:
                         continue
-                    g = row[s] = group_of(self._compiled, self._birth[ci], s)
+                    g = self._group(ci, s)
                     if g < 0:
                         continue
                 arcs.append((s, single[g], rank))
@@ -532,58 +551,90 @@ class Allocator:
         if rid in self._used:
             raise DuplicateRequestError(f"request id {rid!r} was used before")
         cidx = self._cidx
-        fresh: dict[str, int] = {}
+        added: list[str] = []
         if declared:
-            n = len(self._birth)
+            if len(declared) > 1 and len({d[0] for d in declared}) < len(declared):
+                seen: set[str] = set()
+                for cid, _bd, _src in declared:
+                    if cid in seen:
+                        raise ChildConflictError(f"child {cid!r} is declared twice")
+                    seen.add(cid)
             birth = self._birth
             for cid, bd, _src in declared:
-                if cid in fresh:
-                    raise ChildConflictError(f"child {cid!r} is declared twice")
                 ci = cidx.get(cid)
-                if ci is None:
-                    fresh[cid] = n
-                    n += 1
-                elif birth[ci] != bd:
+                if ci is not None and birth[ci] != bd:
                     raise ChildConflictError(
                         f"child {cid!r} is declared born {bd.isoformat()}, "
                         f"but is known born {birth[ci].isoformat()}"
                     )
-                else:
-                    fresh[cid] = -1  # known, same date: allowed, adds nothing
-        kids_list: list[int] = []
-        for cid in kid_ids:
-            ci = cidx.get(cid)
-            if ci is None:
-                ci = fresh.get(cid, -1)
-                if ci < 0:
-                    raise UnknownChildError(f"unknown child {cid!r}")
-            kids_list.append(ci)
-        sidx = self._sidx
-        sessions: list[int] = []
-        for p in pref_ids:
-            s = sidx.get(p)
-            if s is None:
-                raise UnknownSessionError(f"unknown session {p!r}")
-            sessions.append(s)
-        # Nothing can fail from here on.
-        if declared:
+            # Taken now and given back below if the event is refused after all.
+            new_children = self._new_children
             for cid, bd, src in declared:
-                if fresh.get(cid, -1) >= 0 and cid not in cidx:
+                if cid not in cidx:
                     self._add_child(cid, bd)
-                    self._new_children.append(src)
-        kids = tuple(kids_list)
-        rec = _Req(rid, kids, self._arcs(kids, sessions), priority, source)
+                    new_children.append(src)
+                    added.append(cid)
+        try:
+            kids = tuple([cidx[c] for c in kid_ids])
+            sessions = [self._sidx[p] for p in pref_ids]
+        except KeyError:
+            error: BookingError
+            missing = [c for c in kid_ids if c not in cidx]
+            if missing:
+                error = UnknownChildError(f"unknown child {missing[0]!r}")
+            else:
+                bad = next(p for p in pref_ids if p not in self._sidx)
+                error = UnknownSessionError(f"unknown session {bad!r}")
+            if added:
+                self._forget_children(added)
+            raise error from None
+        # Nothing can fail from here on.
+        rec = _Req(rid, kids, _NO_ARCS, priority, source)
         self._used.add(rid)
         self._live[rid] = rec
         try_add = self._occ.try_add
-        size = rec.size
-        for arc in rec.arcs:
-            if try_add(arc[0], size, arc[1], kids):
-                rec.state = _HELD
-                rec.arc = arc
-                return rec
+        if len(kids) == 1:
+            # One child (nine requests in ten): arcs built and tried in the same pass,
+            # and a request placed at once never needs the rest of its arcs.
+            ci = kids[0]
+            row = self._rows[ci]
+            class_of = self._class_of
+            single = self._single
+            arcs: list[_Arc] = []
+            for rank, s in enumerate(sessions):
+                g = row[class_of[s]]
+                if g < 0:
+                    if g != _UNKNOWN:
+                        continue
+                    g = self._group(ci, s)
+                    if g < 0:
+                        continue
+                groups = single[g]
+                arc = (s, groups, rank)
+                if try_add(s, 1, groups, kids):
+                    rec.state = _HELD
+                    rec.arc = arc
+                    return rec
+                arcs.append(arc)
+        else:
+            arcs = self._arcs(kids, sessions)
+            size = len(kids)
+            for arc in arcs:
+                if try_add(arc[0], size, arc[1], kids):
+                    rec.state = _HELD
+                    rec.arc = arc
+                    return rec
+        rec.arcs = arcs
         self._enqueue(rec)
         return rec
+
+    def _forget_children(self, ids: list[str]) -> None:
+        """Give back the children just added (a refused event changes nothing)."""
+        for cid in ids:
+            del self._cidx[cid]
+            self._new_children.pop()
+            self._birth.pop()
+            self._rows.pop()
 
     def book(self, request: Request, children: Sequence[Child] = ()) -> Decision:
         """Book a request: its first feasible preference now, else the end of the waitlist.
