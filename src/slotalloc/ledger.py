@@ -1,0 +1,1255 @@
+"""A durable, append-only ledger of online booking events, and an Allocator on top of it.
+
+:class:`Ledger` is the file: SQLite in WAL mode, one row per accepted event,
+each row chained to the one before it by a SHA-256 hash, with periodic
+snapshots of the whole state. :class:`DurableAllocator` is what a booking
+backend embeds: the online :class:`~slotalloc.online.Allocator` whose every
+accepted operation is committed to the ledger before it returns.
+
+Durability
+----------
+``PRAGMA synchronous=FULL`` by default: in WAL mode SQLite then fsyncs the WAL
+at every commit, so a reply given after ``commit()`` returned survives a power
+loss, not only a process crash. ``NORMAL`` (fsync only at checkpoints) would
+survive a process crash (SIGKILL) but could lose the last commits on power loss,
+i.e. lose bookings the family was told are confirmed; the cost of FULL is one
+fsync per operation, which :meth:`DurableAllocator.transaction` amortises when
+a caller can group operations (bulk imports, a group-committing front end).
+
+Ordering and atomicity
+----------------------
+Every operation runs under one lock: validate and apply to the in-memory
+Allocator, insert the row, commit, and only then return. The sequence number is
+the row's ``seq``, taken in that critical section, so the ledger order is the
+order in which operations were applied and replaying the ledger from the
+starting instance reproduces the state and every decision exactly; replays
+check each recomputed decision against the one stored.
+
+Apply-then-log and a failed commit
+----------------------------------
+The Allocator has no undo, and its checks (duplicate id, unknown child or
+session) are only decided by applying. So an event is applied first, then
+logged. If the insert or the commit fails, the SQLite transaction is rolled
+back and the in-memory state is rebuilt from the ledger (snapshot plus tail),
+which does not hold the failed event: the state is exactly the committed one
+again and :class:`LedgerWriteError` is raised (nothing was confirmed). If even
+that rebuild fails the allocator refuses every further operation
+(:class:`LedgerUnavailableError`) and the process should restart, which
+recovers from the ledger in the same way. Rebuilding instead of undoing keeps
+one recovery path for a crash and for a failed commit.
+
+Refused operations are not logged
+---------------------------------
+A :class:`~slotalloc.exceptions.BookingError` changes nothing, so the state and
+every accepted decision replay exactly without it; logging refusals would cost
+an fsync per bad request (a cheap way to slow the service down) and the
+refusal is returned to the caller synchronously anyway.
+
+Integrity
+---------
+Row ``n`` stores ``hash_n = sha256(hash_{n-1} || seq, kind, body, result)``,
+the chain starting from a hash of the starting instance, so a ledger opened
+with another instance is refused; the ``meta`` table holds the schema version
+and the head (last seq and hash), updated in the same transaction as the rows.
+On open, the snapshot's checksum, the chain from the snapshot to the head, the
+absence of gaps and the head itself are checked (the full chain on request):
+an edited, missing or truncated tail is reported as
+:class:`LedgerCorruptError`, never silently accepted. What cannot be seen from
+inside the file is the loss of whole trailing transactions together with their
+head update (a WAL file deleted after a commit); the ``seq`` and ``hash``
+returned with each decision are the external receipt that detects it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from math import ceil
+from typing import Any, Literal, NoReturn
+
+from slotalloc.compile import Compiled, compile_instance, group_of
+from slotalloc.exceptions import (
+    DuplicateRequestError,
+    InvalidStateError,
+    SlotallocError,
+    UnknownRequestError,
+    UnknownSessionError,
+)
+from slotalloc.models import Booking, Child, Instance, Objective, Request, Solution
+from slotalloc.online import Allocator, Cancellation, Decision, Placement
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DurableAllocator",
+    "Ledger",
+    "LedgerCorruptError",
+    "LedgerError",
+    "LedgerMismatchError",
+    "LedgerUnavailableError",
+    "LedgerWriteError",
+    "RebalanceOutcome",
+    "RebalanceRejectedError",
+    "RequestStatus",
+]
+
+log = logging.getLogger(__name__)
+
+#: Version of the tables; written in ``meta`` and checked on open.
+SCHEMA_VERSION = 1
+_GENESIS_TAG = b"slotalloc.ledger/1\n"
+
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
+
+
+class LedgerError(SlotallocError):
+    """The ledger cannot be used as asked."""
+
+
+class LedgerCorruptError(LedgerError):
+    """The ledger file fails an integrity check (chain, gap, head, checksum, SQLite)."""
+
+
+class LedgerMismatchError(LedgerError):
+    """The ledger belongs to another starting instance or another schema version."""
+
+
+class LedgerWriteError(LedgerError):
+    """An operation could not be committed; it was not applied and nothing was confirmed."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """A failed commit could not be recovered from; the process must restart."""
+
+
+class RebalanceRejectedError(SlotallocError):
+    """A rebalance result was refused (drops not allowed, state changed, invalid result)."""
+
+
+def canonical_json(value: Any) -> str:
+    """Compact JSON with sorted keys: the bytes that are hashed and stored."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def instance_digest(instance: Instance) -> bytes:
+    """The hash that starts the chain: binds a ledger to its starting instance."""
+    text = canonical_json(instance.model_dump(mode="json"))
+    return hashlib.sha256(_GENESIS_TAG + text.encode()).digest()
+
+
+def _row_hash(prev: bytes, seq: int, kind: str, body: str, result: str) -> bytes:
+    h = hashlib.sha256(prev)
+    h.update(f"{seq}\x1f{kind}\x1f{body}\x1f{result}".encode())
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ledger row: an accepted event and the decision it got."""
+
+    seq: int
+    kind: str
+    body: str
+    result: str
+    hash: bytes
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    result TEXT NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    state BLOB NOT NULL,
+    checksum BLOB NOT NULL
+);
+"""
+
+
+class Ledger:
+    """The append-only SQLite ledger file.
+
+    Parameters
+    ----------
+    path
+        The database file (created when absent).
+    instance
+        The starting instance; a new file records it, an existing file must
+        have been created with an equal one.
+    synchronous
+        SQLite's ``synchronous`` setting in WAL mode (see the module notes).
+
+    Raises
+    ------
+    LedgerMismatchError
+        The file was created for another instance or with another schema version.
+    LedgerCorruptError
+        The file is not a readable SQLite database, or its head is inconsistent.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], instance: Instance, *, synchronous: Synchronous = "FULL"
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ValueError(f"unknown synchronous setting {synchronous!r}")
+        self.path = os.fspath(path)
+        self.genesis = instance_digest(instance)
+        try:
+            # Autocommit mode: transactions are opened explicitly (BEGIN IMMEDIATE).
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(_SCHEMA)
+            self._init_meta(instance)
+        except sqlite3.DatabaseError as e:
+            self._close_quietly()
+            raise LedgerCorruptError(f"{self.path}: not a usable SQLite ledger: {e}") from e
+        self._in_txn = False
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self._db.close()
+
+    def _init_meta(self, instance: Instance) -> None:
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("instance", canonical_json(instance.model_dump(mode="json"))),
+                    ("genesis", self.genesis.hex()),
+                    ("head_seq", "-1"),
+                    ("head_hash", self.genesis.hex()),
+                    ("created_at", dt.datetime.now(dt.UTC).isoformat()),
+                ],
+            )
+            self._db.execute("COMMIT")
+            return
+        version = meta.get("schema_version")
+        if version != str(SCHEMA_VERSION):
+            raise LedgerMismatchError(
+                f"{self.path}: schema version {version!r}; this library reads {SCHEMA_VERSION}"
+            )
+        if meta.get("genesis") != self.genesis.hex():
+            raise LedgerMismatchError(f"{self.path}: the ledger was created for another instance")
+        if "head_seq" not in meta or "head_hash" not in meta:
+            raise LedgerCorruptError(f"{self.path}: the head is missing from meta")
+
+    # ------------------------------------------------------------ reading
+
+    def head(self) -> tuple[int, bytes]:
+        """The last committed (seq, hash) as recorded in ``meta`` (-1 and genesis when empty)."""
+        rows = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('head_seq', 'head_hash')"
+            ).fetchall()
+        )
+        return int(rows["head_seq"]), bytes.fromhex(rows["head_hash"])
+
+    def stored_instance(self) -> dict[str, Any]:
+        """The starting instance recorded in the file, as JSON data."""
+        (text,) = self._db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()
+        loaded: dict[str, Any] = json.loads(text)
+        return loaded
+
+    def rows(self, after: int = -1, prev_hash: bytes | None = None) -> Iterator[Row]:
+        """The rows after seq ``after``, in order, checking gaps and the hash chain.
+
+        Parameters
+        ----------
+        after
+            Yield rows with a larger seq.
+        prev_hash
+            The hash of row ``after`` (the genesis hash when ``after`` is -1).
+
+        Raises
+        ------
+        LedgerCorruptError
+            At the first gap, hash mismatch, or unreadable page; also when the
+            rows end before, or go past, the head recorded in ``meta``.
+        """
+        prev = self.genesis if prev_hash is None else prev_hash
+        expect = after + 1
+        head_seq, head_hash = self.head()
+        try:
+            cur = self._db.execute(
+                "SELECT seq, kind, body, result, hash FROM events WHERE seq > ? ORDER BY seq",
+                (after,),
+            )
+            for seq, kind, body, result, stored in cur:
+                if seq != expect:
+                    raise LedgerCorruptError(
+                        f"{self.path}: row {expect} is missing (next row is {seq})"
+                    )
+                h = _row_hash(prev, seq, kind, body, result)
+                if h != stored:
+                    raise LedgerCorruptError(
+                        f"{self.path}: row {seq} fails the hash chain (edited or corrupt)"
+                    )
+                yield Row(seq, kind, body, result, h)
+                prev = h
+                expect = seq + 1
+        except sqlite3.DatabaseError as e:
+            raise LedgerCorruptError(f"{self.path}: unreadable near row {expect}: {e}") from e
+        if expect - 1 != head_seq or prev != head_hash:
+            raise LedgerCorruptError(
+                f"{self.path}: rows end at {expect - 1} but the recorded head is {head_seq} "
+                "(truncated or inconsistent tail)"
+            )
+
+    def row_hash(self, seq: int) -> bytes | None:
+        """The stored hash of row ``seq``, or None when there is no such row."""
+        got = self._db.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+        return None if got is None else bytes(got[0])
+
+    def latest_snapshot(self) -> tuple[int, bytes, dict[str, Any]] | None:
+        """The newest snapshot whose checksum holds: (seq, hash, state), or None.
+
+        A snapshot that fails its checksum is logged and skipped (an older one,
+        or the rows from the start, rebuild the same state).
+        """
+        try:
+            cur = self._db.execute(
+                "SELECT seq, hash, state, checksum FROM snapshots ORDER BY seq DESC"
+            )
+            for seq, h, blob, checksum in cur:
+                if hashlib.sha256(blob).digest() != checksum:
+                    log.warning(
+                        "%s: snapshot at row %d fails its checksum; skipped", self.path, seq
+                    )
+                    continue
+                state = json.loads(zlib.decompress(blob))
+                return int(seq), bytes(h), state
+        except (sqlite3.DatabaseError, zlib.error, ValueError) as e:
+            raise LedgerCorruptError(f"{self.path}: unreadable snapshot: {e}") from e
+        return None
+
+    def quick_check(self) -> None:
+        """SQLite's page-level ``quick_check``.
+
+        Raises
+        ------
+        LedgerCorruptError
+            When SQLite finds the file damaged.
+        """
+        try:
+            got = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as e:
+            raise LedgerCorruptError(f"{self.path}: {e}") from e
+        if got != ["ok"]:
+            raise LedgerCorruptError(f"{self.path}: SQLite quick_check: {'; '.join(got[:3])}")
+
+    # ------------------------------------------------------------ writing
+
+    def begin(self) -> None:
+        """Open a write transaction (a no-op when one is open)."""
+        if not self._in_txn:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_txn = True
+
+    def insert(self, seq: int, prev: bytes, kind: str, body: str, result: str) -> bytes:
+        """Insert row ``seq`` (inside a transaction) and return its hash."""
+        h = _row_hash(prev, seq, kind, body, result)
+        self._db.execute(
+            "INSERT INTO events (seq, kind, body, result, hash) VALUES (?, ?, ?, ?, ?)",
+            (seq, kind, body, result, h),
+        )
+        return h
+
+    def commit(self, head_seq: int, head_hash: bytes) -> None:
+        """Record the head and commit the open transaction."""
+        self._db.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?",
+            [(str(head_seq), "head_seq"), (head_hash.hex(), "head_hash")],
+        )
+        self._db.execute("COMMIT")
+        self._in_txn = False
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if any."""
+        self._in_txn = False
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def save_snapshot(self, seq: int, h: bytes, state: Mapping[str, Any], keep: int = 2) -> None:
+        """Store a snapshot of the state after row ``seq`` and prune all but the ``keep`` newest."""
+        blob = zlib.compress(canonical_json(state).encode(), 1)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO snapshots (seq, hash, state, checksum) VALUES (?, ?, ?, ?)",
+                (seq, h, blob, hashlib.sha256(blob).digest()),
+            )
+            self._db.execute(
+                "DELETE FROM snapshots WHERE seq NOT IN "
+                "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+                (keep,),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the file."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+
+
+# ---------------------------------------------------------------- the durable allocator
+
+_IDLE = "idle"
+_HELD = "held"
+_WAITING = "waitlisted"
+_CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    """Where a request stands.
+
+    Attributes
+    ----------
+    request
+        The request id.
+    session
+        The session held, or None.
+    waitlisted
+        Whether the request is on the waitlist.
+    cancelled
+        Whether the request was cancelled.
+    """
+
+    request: str
+    session: str | None
+    waitlisted: bool
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class RebalanceOutcome:
+    """What a rebalance changed (request order of the current state).
+
+    Attributes
+    ----------
+    moved
+        (request, old session, new session).
+    dropped
+        (request, old session); dropped requests join the end of the waitlist.
+    placed
+        (request, new session): waitlisted requests the optimiser placed.
+    promoted
+        Placements made by the waitlist scan that follows.
+    kept
+        Requests left in their session.
+    seq
+        The ledger seq of the last row written, or None when nothing changed.
+    stats
+        The solver's figures.
+    """
+
+    moved: tuple[tuple[str, str, str], ...]
+    dropped: tuple[tuple[str, str], ...]
+    placed: tuple[tuple[str, str], ...]
+    promoted: tuple[Placement, ...]
+    kept: int
+    seq: int | None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Entry:
+    """Our own view of one request: the allocator has no per-request query."""
+
+    __slots__ = ("order", "session", "state")
+
+    def __init__(self, order: int, state: str, session: str | None) -> None:
+        self.order = order
+        self.state = state
+        self.session = session
+
+
+def _dump(model: Request | Child) -> dict[str, Any]:
+    out: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
+    return out
+
+
+class DurableAllocator:
+    """The online Allocator with every accepted operation committed to a ledger first.
+
+    Parameters
+    ----------
+    instance
+        The starting instance (FORMAT §3): the world and the places held.
+    db_path
+        The ledger file; when it exists, the state is recovered from it (latest
+        valid snapshot, then the rows after it, every decision re-checked).
+    synchronous
+        SQLite ``synchronous`` (``FULL`` by default; see the module notes).
+    snapshot_every
+        Take a snapshot after this many rows since the last one (0: only on
+        :meth:`close` and :meth:`snapshot`).
+    use_snapshots
+        False replays every row from the starting instance (a full audit).
+    full_check
+        Also run SQLite's ``quick_check`` over the whole file on open.
+
+    Raises
+    ------
+    InvalidStateError
+        The instance's bookings break a rule.
+    LedgerMismatchError
+        The file belongs to another instance or schema version.
+    LedgerCorruptError
+        The file fails an integrity check, or a replayed decision differs from
+        the one stored.
+
+    Notes
+    -----
+    Thread-safe: every public method runs under one re-entrant lock, held from
+    validation to commit (see the module notes).
+    """
+
+    def __init__(
+        self,
+        instance: Instance,
+        db_path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "FULL",
+        snapshot_every: int = 100_000,
+        use_snapshots: bool = True,
+        full_check: bool = False,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._start = instance
+        self._compiled: Compiled = compile_instance(instance)
+        self._snapshot_every = snapshot_every
+        self._broken: str | None = None
+        self._txn_depth = 0
+        self._pending: list[tuple[str, str, str]] = []
+        self._txn_seq0 = 0
+        self._ledger = Ledger(db_path, instance, synchronous=synchronous)
+        try:
+            if full_check:
+                self._ledger.quick_check()
+            t0 = time.perf_counter()
+            self._recover(use_snapshots=use_snapshots)
+            self.recovery_seconds = time.perf_counter() - t0
+        except BaseException:
+            self._ledger._close_quietly()
+            raise
+        log.info(
+            "ledger %s: recovered %d rows (%d replayed) in %.3f s",
+            self._ledger.path,
+            self._seq + 1,
+            self.replayed_rows,
+            self.recovery_seconds,
+        )
+
+    # ------------------------------------------------------------ recovery
+
+    def _fresh_state(self) -> None:
+        inst = self._start
+        self._alloc = Allocator(inst, compiled=self._compiled)
+        self._entries: dict[str, _Entry] = {}
+        self._sources: dict[str, Request] = {}
+        self._holders: dict[str, dict[str, None]] = {s.id: {} for s in inst.sessions}
+        self._births: dict[str, dt.date] = {c.id: c.birth_date for c in inst.children}
+        self._declared: list[Child] = []
+        held = {b.request: b.session for b in inst.bookings}
+        for i, r in enumerate(inst.requests):
+            sid = held.get(r.id)
+            self._entries[r.id] = _Entry(i, _IDLE if sid is None else _HELD, sid)
+            self._sources[r.id] = r
+            if sid is not None:
+                self._holders[sid][r.id] = None
+        self._next_order = len(inst.requests)
+        self._seq = -1
+        self._hash = self._ledger.genesis
+        self._since_snapshot = 0
+
+    def _recover(self, *, use_snapshots: bool = True) -> None:
+        """Rebuild the in-memory state from the ledger (snapshot, then the rows after it)."""
+        self._fresh_state()
+        self.replayed_rows = 0
+        snap = self._ledger.latest_snapshot() if use_snapshots else None
+        if snap is not None:
+            seq, h, state = snap
+            if self._ledger.row_hash(seq) != h:
+                raise LedgerCorruptError(
+                    f"{self._ledger.path}: snapshot at row {seq} does not match the rows"
+                )
+            self._load_snapshot(state)
+            self._seq, self._hash = seq, h
+        batch: list[Row] = []
+        for row in self._ledger.rows(self._seq, self._hash):
+            if row.kind in ("move", "drop", "place"):
+                batch.append(row)
+                continue
+            if row.kind == "scan":
+                self._replay_rebalance(batch, row)
+                batch = []
+            elif batch:
+                raise LedgerCorruptError(f"row {row.seq}: a rebalance group is not closed")
+            else:
+                self._replay_row(row)
+            self._seq, self._hash = row.seq, row.hash
+            self.replayed_rows += 1
+        if batch:
+            raise LedgerCorruptError(f"row {batch[-1].seq}: a rebalance group is not closed")
+        self._since_snapshot = self.replayed_rows
+
+    def _replay_row(self, row: Row) -> None:
+        body = json.loads(row.body)
+        try:
+            if row.kind == "book":
+                request = Request.model_validate(body["request"])
+                children = [Child.model_validate(c) for c in body.get("children", ())]
+                got: dict[str, Any] = self._apply_book(request, children)
+            elif row.kind == "cancel":
+                got = self._apply_cancel(body["request"])
+            else:
+                raise LedgerCorruptError(f"row {row.seq}: unknown kind {row.kind!r}")
+        except (SlotallocError, ValueError, KeyError) as e:
+            if isinstance(e, LedgerCorruptError):
+                raise
+            raise LedgerCorruptError(f"row {row.seq}: the stored event is refused on replay: {e}")
+        if canonical_json(got) != row.result:
+            raise LedgerCorruptError(
+                f"row {row.seq}: replay decided {canonical_json(got)}, the ledger says {row.result}"
+            )
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        requests = []
+        for rid, e in self._entries.items():
+            src = self._sources.get(rid)
+            requests.append([rid, e.order, e.state, e.session, None if src is None else _dump(src)])
+        return {
+            "seq": self._seq,
+            "next_order": self._next_order,
+            "declared": [_dump(c) for c in self._declared],
+            "requests": requests,
+            "waitlist": self._alloc.waitlist(),
+        }
+
+    def _load_snapshot(self, state: Mapping[str, Any]) -> None:
+        try:
+            declared = [Child.model_validate(c) for c in state["declared"]]
+            entries: dict[str, _Entry] = {}
+            sources: dict[str, Request] = {}
+            start_sources = self._sources
+            for rid, order, st, session, src in state["requests"]:
+                entries[rid] = _Entry(order, st, session)
+                if st != _CANCELLED:
+                    known = start_sources.get(rid)
+                    sources[rid] = known if known is not None else Request.model_validate(src)
+            waitlist = list(state["waitlist"])
+            next_order = int(state["next_order"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise LedgerCorruptError(f"{self._ledger.path}: malformed snapshot: {e}") from e
+        self._declared = declared
+        for c in declared:
+            self._births[c.id] = c.birth_date
+        self._entries = entries
+        self._sources = sources
+        self._next_order = next_order
+        promoted = self._rebuild(waitlist)
+        if promoted:
+            raise LedgerCorruptError(
+                f"{self._ledger.path}: snapshot inconsistent (waitlisted {promoted[0].request} "
+                "is feasible)"
+            )
+
+    def _rebuild(self, waitlist: Sequence[str]) -> list[Placement]:
+        """A new Allocator holding exactly the entries marked held, then ``waitlist`` in order.
+
+        Re-booking the waitlist in FIFO order is one full waitlist scan: each
+        feasible request takes its first feasible preference, the others rejoin
+        the waitlist in the same order. The placements it made are returned
+        (and recorded in the entries).
+        """
+        inst = self._start
+        in_order = sorted(self._entries.items(), key=lambda kv: kv[1].order)
+        standing = [self._sources[rid] for rid, e in in_order if e.state in (_HELD, _IDLE)]
+        bookings = [
+            Booking(request=rid, session=e.session)
+            for rid, e in in_order
+            if e.state == _HELD and e.session is not None
+        ]
+        world = Instance.model_construct(
+            format=inst.format,
+            name=inst.name,
+            policy=inst.policy,
+            objective=inst.objective,
+            sites=inst.sites,
+            sessions=inst.sessions,
+            children=tuple(inst.children) + tuple(self._declared),
+            requests=tuple(standing),
+            bookings=tuple(bookings),
+        )
+        alloc = Allocator(world, compiled=self._compiled)
+        promoted: list[Placement] = []
+        for rid in waitlist:
+            d = alloc.book(self._sources[rid])
+            if d.session is not None:
+                promoted.append(Placement(rid, d.session))
+        self._alloc = alloc
+        holders: dict[str, dict[str, None]] = {s.id: {} for s in inst.sessions}
+        for rid, e in in_order:
+            if e.state == _HELD and e.session is not None:
+                holders[e.session][rid] = None
+        for p in promoted:
+            e = self._entries[p.request]
+            e.state, e.session = _HELD, p.session
+            holders[p.session][p.request] = None
+        self._holders = holders
+        return promoted
+
+    # ------------------------------------------------------------ applying (lock held)
+
+    def _apply_book(self, request: Request, children: Sequence[Child]) -> dict[str, Any]:
+        rid = request.id
+        if rid in self._entries:
+            # Also catches ids used before a rebuild, which the new Allocator never saw.
+            raise DuplicateRequestError(f"request id {rid!r} was used before")
+        d = self._alloc.book(request, children)
+        for c in children:
+            if c.id not in self._births:
+                self._births[c.id] = c.birth_date
+                self._declared.append(c)
+        self._entries[rid] = _Entry(
+            self._next_order, _WAITING if d.session is None else _HELD, d.session
+        )
+        self._next_order += 1
+        self._sources[rid] = request
+        if d.session is not None:
+            self._holders[d.session][rid] = None
+        return {"request": rid, "session": d.session, "waitlisted": d.session is None}
+
+    def _apply_cancel(self, rid: str) -> dict[str, Any]:
+        c = self._alloc.cancel(rid)
+        e = self._entries[rid]
+        if e.session is not None:
+            del self._holders[e.session][rid]
+        e.state, e.session = _CANCELLED, None
+        del self._sources[rid]
+        for p in c.promoted:
+            pe = self._entries[p.request]
+            pe.state, pe.session = _HELD, p.session
+            self._holders[p.session][p.request] = None
+        return {
+            "request": rid,
+            "cancelled": True,
+            "promoted": [{"request": p.request, "session": p.session} for p in c.promoted],
+        }
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise LedgerUnavailableError(
+                f"the allocator is unusable after a failed commit ({self._broken}); restart"
+            )
+
+    def _log(self, kind: str, body: Any, result: Any) -> int:
+        """Append one row; commit unless inside :meth:`transaction`. Returns its seq."""
+        led = self._ledger
+        try:
+            led.begin()
+            seq = self._seq + 1
+            h = led.insert(seq, self._hash, kind, canonical_json(body), canonical_json(result))
+            self._seq, self._hash = seq, h
+            if self._txn_depth == 0:
+                led.commit(seq, h)
+        except sqlite3.Error as e:
+            self._commit_failed(e)
+        self._since_snapshot += 1
+        return seq
+
+    def _recover_or_break(self, err: BaseException) -> None:
+        led = self._ledger
+        log.error("ledger %s: not committed (%s); rebuilding from the ledger", led.path, err)
+        try:
+            self._recover()
+        except Exception as e:  # the process must restart; say why
+            self._broken = f"{err}; recovery failed: {e}"
+            log.critical("ledger %s: recovery failed: %s", led.path, e)
+            raise LedgerUnavailableError(self._broken) from err
+
+    def _commit_failed(self, err: BaseException) -> NoReturn:
+        self._ledger.rollback()
+        self._recover_or_break(err)
+        raise LedgerWriteError(f"not committed, nothing changed: {err}") from err
+
+    def _maybe_snapshot(self) -> None:
+        if self._snapshot_every and self._since_snapshot >= self._snapshot_every:
+            self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
+        try:
+            self._ledger.save_snapshot(self._seq, self._hash, self._snapshot_state())
+        except sqlite3.Error as e:
+            # A snapshot is only a shortcut: the rows alone rebuild the state.
+            log.warning("ledger %s: snapshot failed: %s", self._ledger.path, e)
+            return
+        self._since_snapshot = 0
+
+    # ------------------------------------------------------------ public operations
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several operations into one commit (one fsync).
+
+        The decisions returned inside the block are not durable until it exits
+        without an exception: a caller must not confirm them before that. If
+        the commit fails (or the block raises), every operation of the block is
+        undone by rebuilding from the ledger.
+
+        Raises
+        ------
+        LedgerWriteError
+            The commit failed; none of the block's operations happened.
+        """
+        with self._lock:
+            self._check_usable()
+            self._txn_depth += 1
+            ok = False
+            try:
+                yield
+                ok = True
+            finally:
+                self._txn_depth -= 1
+                if self._txn_depth == 0:
+                    if ok:
+                        try:
+                            if self._ledger._in_txn:
+                                self._ledger.commit(self._seq, self._hash)
+                        except sqlite3.Error as e:
+                            self._commit_failed(e)
+                        self._maybe_snapshot()
+                    elif self._ledger._in_txn:
+                        # The block's own exception propagates; its operations are undone.
+                        self._ledger.rollback()
+                        self._recover_or_break(RuntimeError("transaction block raised"))
+
+    def book(self, request: Request, children: Sequence[Child] = ()) -> Decision:
+        """Book a request (FORMAT §3) and commit it to the ledger.
+
+        Parameters
+        ----------
+        request
+            A validated request with an id never used before.
+        children
+            Children not known yet.
+
+        Returns
+        -------
+        Decision
+            Its ``sequence`` is the ledger row's seq.
+
+        Raises
+        ------
+        BookingError
+            Refused (used id, unknown child or session, child conflict); nothing
+            changed and nothing was logged.
+        LedgerWriteError
+            The commit failed; nothing changed.
+        LedgerUnavailableError
+            A previous failure left the allocator unusable.
+        """
+        with self._lock:
+            self._check_usable()
+            result = self._apply_book(request, children)
+            body: dict[str, Any] = {"request": _dump(request)}
+            if children:
+                body["children"] = [_dump(c) for c in children]
+            seq = self._log("book", body, result)
+            self._maybe_snapshot()
+        return Decision(request.id, result["session"], seq)
+
+    def cancel(self, request_id: str) -> Cancellation:
+        """Cancel a request (FORMAT §3) and commit it to the ledger.
+
+        Parameters
+        ----------
+        request_id
+            A request holding a place or waitlisted.
+
+        Returns
+        -------
+        Cancellation
+            With the promotions; ``sequence`` is the ledger row's seq.
+
+        Raises
+        ------
+        UnknownRequestError
+            Nothing to cancel; nothing changed and nothing was logged.
+        LedgerWriteError
+            The commit failed; nothing changed.
+        LedgerUnavailableError
+            A previous failure left the allocator unusable.
+        """
+        with self._lock:
+            self._check_usable()
+            session = self._entries[request_id].session if request_id in self._entries else None
+            result = self._apply_cancel(request_id)
+            seq = self._log("cancel", {"request": request_id}, result)
+            self._maybe_snapshot()
+        promoted = [Placement(p["request"], p["session"]) for p in result["promoted"]]
+        return Cancellation(request_id, session, promoted, seq)
+
+    def status(self, request_id: str) -> RequestStatus:
+        """Where a request stands (held, waitlisted, cancelled, or holding nothing).
+
+        Raises
+        ------
+        UnknownRequestError
+            The id was never used.
+        """
+        with self._lock:
+            e = self._entries.get(request_id)
+            if e is None:
+                raise UnknownRequestError(f"unknown request {request_id}")
+            return RequestStatus(request_id, e.session, e.state == _WAITING, e.state == _CANCELLED)
+
+    def held(self) -> dict[str, str]:
+        """Request id -> session id of every place held."""
+        return self._alloc.held()
+
+    def waitlist(self) -> list[str]:
+        """The waitlisted request ids, head first."""
+        return self._alloc.waitlist()
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """The last committed ledger (seq, hash hex); seq -1 for an empty ledger."""
+        with self._lock:
+            return self._seq, self._hash.hex()
+
+    def session_occupancy(self, session_id: str) -> dict[str, Any]:
+        """Places taken and caregivers needed in one session, by age group.
+
+        Returns
+        -------
+        dict
+            ``session``, ``capacity``, ``taken``, ``caregivers_available``,
+            ``caregivers_needed`` (an exact fraction as a float when pooled),
+            ``requests`` (the holders) and ``groups``: per age group ``taken``,
+            ``cap`` and ``caregivers_needed``.
+
+        Raises
+        ------
+        UnknownSessionError
+            No such session.
+        """
+        c = self._compiled
+        s = self._start.session_index.get(session_id)
+        if s is None:
+            raise UnknownSessionError(f"unknown session {session_id!r}")
+        with self._lock:
+            holders = list(self._holders[session_id])
+            kids = [self._births[cid] for rid in holders for cid in self._sources[rid].children]
+        counts = [0] * c.n_groups
+        for born in kids:
+            g = group_of(c, born, s)
+            if g >= 0:
+                counts[g] += 1
+        ratio = c.ratio.tolist()
+        caps = c.group_cap[s].tolist()
+        groups = []
+        total_need = Fraction(0)
+        for g, name in enumerate(c.group_names):
+            need = (
+                Fraction(counts[g], ratio[g]) if c.pooled else Fraction(ceil(counts[g] / ratio[g]))
+            )
+            total_need += need
+            groups.append(
+                {
+                    "group": name,
+                    "taken": counts[g],
+                    "cap": caps[g],
+                    "ratio": ratio[g],
+                    "caregivers_needed": float(need) if c.pooled else int(need),
+                }
+            )
+        return {
+            "session": session_id,
+            "capacity": int(c.capacity[s]),
+            "taken": sum(counts),
+            "caregivers_available": int(c.caregivers[s]),
+            "caregivers_needed": float(total_need) if c.pooled else int(total_need),
+            "staffing": "pooled" if c.pooled else "per_group",
+            "requests": holders,
+            "groups": groups,
+        }
+
+    def export(self) -> tuple[Instance, Solution]:
+        """The FORMAT §3 state export, requests in the order they were first accepted.
+
+        The order is the same whether the state was built live, from a snapshot
+        or by a full replay (the Allocator alone would list the requests in the
+        order it was rebuilt in).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            Never for a state this engine built (it would mean a bug).
+        """
+        with self._lock:
+            inst, sol = self._alloc.export()
+            order = {rid: e.order for rid, e in self._entries.items()}
+            declared = list(self._declared)
+        requests = sorted(inst.requests, key=lambda r: order[r.id])
+        assignments = sorted(sol.assignments, key=lambda a: order[a.request])
+        out = Instance.model_validate(
+            {
+                **{k: getattr(inst, k) for k in ("format", "name", "policy", "objective")},
+                "sites": inst.sites,
+                "sessions": inst.sessions,
+                "children": tuple(self._start.children) + tuple(declared),
+                "requests": tuple(requests),
+                "bookings": (),
+            }
+        )
+        return out, sol.model_copy(update={"assignments": tuple(assignments)})
+
+    # ------------------------------------------------------------ rebalancing
+
+    def _solver_instance(self, allow_drops: bool) -> Instance:
+        """The live requests (held and waitlisted) with the places held as unlocked bookings."""
+        inst = self._start
+        live = sorted(
+            ((e.order, rid, e) for rid, e in self._entries.items() if e.state in (_HELD, _WAITING)),
+        )
+        requests = [self._sources[rid] for _, rid, _e in live]
+        bookings = [
+            Booking(request=rid, session=e.session)
+            for _, rid, e in live
+            if e.state == _HELD and e.session is not None
+        ]
+        objective = inst.objective
+        if not allow_drops:
+            # Make a drop cost more than any placement or move can gain, so an
+            # optimiser never prefers one; the result is still checked below.
+            obj = objective
+            kids = sum(len(r.children) for r in requests)
+            gain = kids * (obj.serve + 9 * obj.priority + 10 * obj.rank) + len(requests) * obj.move
+            objective = Objective(
+                serve=obj.serve,
+                priority=obj.priority,
+                rank=obj.rank,
+                move=obj.move,
+                drop=max(obj.drop, gain + 1),
+            )
+        return Instance.model_validate(
+            {
+                "format": inst.format,
+                "name": inst.name,
+                "policy": inst.policy,
+                "objective": objective,
+                "sites": inst.sites,
+                "sessions": inst.sessions,
+                "children": tuple(inst.children) + tuple(self._declared),
+                "requests": tuple(requests),
+                "bookings": tuple(bookings),
+            }
+        )
+
+    def rebalance(
+        self,
+        *,
+        allow_drops: bool = False,
+        method: str = "fcfs",
+        time_limit: float | None = None,
+        seed: int = 0,
+    ) -> RebalanceOutcome:
+        """Run the batch optimiser on the current state and apply its result.
+
+        The solver runs outside the lock on a copy of the state; its result is
+        applied only if no operation was committed meanwhile. The changes are
+        logged as explicit ``move``/``drop``/``place`` rows plus a closing
+        ``scan`` row, in one transaction; then one full waitlist scan runs
+        (dropped requests join the end of the waitlist before it).
+
+        Parameters
+        ----------
+        allow_drops
+            Unless true, a result that drops a held place is refused (and the
+            solver is steered away from drops by a prohibitive drop weight).
+        method, time_limit, seed
+            Passed to :func:`slotalloc.solve`.
+
+        Returns
+        -------
+        RebalanceOutcome
+            What changed.
+
+        Raises
+        ------
+        RebalanceRejectedError
+            Drops without ``allow_drops``, an infeasible or invalid result, or
+            the state changed while solving; nothing changed.
+        ValueError
+            An unknown method.
+        LedgerWriteError
+            The commit failed; nothing changed.
+        """
+        from slotalloc.solve import solve  # the batch path is not needed by plain bookings
+
+        with self._lock:
+            self._check_usable()
+            seq0 = self._seq
+            problem = self._solver_instance(allow_drops)
+            before = {b.request: b.session for b in problem.bookings}
+        res = solve(problem, method=method, time_limit=time_limit, seed=seed, deterministic=True)  # type: ignore[arg-type]
+        if res.status.value == "infeasible":
+            raise RebalanceRejectedError("the solver found the current state infeasible")
+        after = {a.request: a.session for a in res.assignments}
+        moved, dropped, placed = [], [], []
+        kept = 0
+        for r in problem.requests:
+            b, a = before.get(r.id), after.get(r.id)
+            if b is not None and a is not None:
+                if a == b:
+                    kept += 1
+                else:
+                    moved.append((r.id, b, a))
+            elif b is not None:
+                dropped.append((r.id, b))
+            elif a is not None:
+                placed.append((r.id, a))
+        if dropped and not allow_drops:
+            raise RebalanceRejectedError(
+                f"the result drops {len(dropped)} held place(s) (first: {dropped[0][0]}); "
+                "pass allow_drops to accept drops"
+            )
+        stats = dict(res.stats)
+        with self._lock:
+            self._check_usable()
+            if self._seq != seq0:
+                raise RebalanceRejectedError("the state changed while solving; retry")
+            if not (moved or dropped or placed):
+                return RebalanceOutcome((), (), (), (), kept, None, stats)
+            rows = [("move", {"request": r, "from": b, "to": a}) for r, b, a in moved]
+            rows += [("drop", {"request": r, "from": b}) for r, b in dropped]
+            rows += [("place", {"request": r, "to": a}) for r, a in placed]
+            saved = self._save_entries()
+            try:
+                promoted = self._apply_rebalance([(k, b) for k, b in rows])
+            except InvalidStateError as e:
+                self._restore_entries(saved)
+                raise RebalanceRejectedError(f"the solver's result is invalid: {e}") from e
+            with self.transaction():
+                for kind, body in rows:
+                    self._log(kind, body, {})
+                seq = self._log(
+                    "scan",
+                    {},
+                    {"promoted": [{"request": p.request, "session": p.session} for p in promoted]},
+                )
+        return RebalanceOutcome(
+            tuple(moved), tuple(dropped), tuple(placed), tuple(promoted), kept, seq, stats
+        )
+
+    def _save_entries(self) -> tuple[Any, ...]:
+        return (
+            {rid: (e.state, e.session) for rid, e in self._entries.items()},
+            self._alloc,
+            self._holders,
+        )
+
+    def _restore_entries(self, saved: tuple[Any, ...]) -> None:
+        states, self._alloc, self._holders = saved
+        for rid, (st, sess) in states.items():
+            e = self._entries[rid]
+            e.state, e.session = st, sess
+
+    def _apply_rebalance(self, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Placement]:
+        """Apply explicit move/drop/place entries, then one full waitlist scan.
+
+        Raises
+        ------
+        InvalidStateError
+            An entry does not fit the state (wrong session, not waitlisted) or
+            the places it leaves break a rule.
+        """
+        waitlist = self._alloc.waitlist()
+        waiting = set(waitlist)
+        dropped: list[str] = []
+        placed: set[str] = set()
+        for kind, body in rows:
+            rid = body["request"]
+            e = self._entries.get(rid)
+            if kind in ("move", "drop"):
+                if e is None or e.state != _HELD or e.session != body["from"]:
+                    raise InvalidStateError(f"{kind} {rid}: it does not hold {body['from']!r}")
+                if kind == "move":
+                    if body["to"] not in self._sources[rid].preferences:
+                        raise InvalidStateError(f"move {rid}: {body['to']!r} is not a preference")
+                    e.session = body["to"]
+                else:
+                    e.state, e.session = _WAITING, None
+                    dropped.append(rid)
+            elif kind == "place":
+                if e is None or rid not in waiting or rid in placed:
+                    raise InvalidStateError(f"place {rid}: it is not waitlisted")
+                if body["to"] not in self._sources[rid].preferences:
+                    raise InvalidStateError(f"place {rid}: {body['to']!r} is not a preference")
+                e.state, e.session = _HELD, body["to"]
+                placed.add(rid)
+            else:
+                raise InvalidStateError(f"unknown rebalance entry {kind!r}")
+        order = self._entries
+        dropped.sort(key=lambda r: order[r].order)
+        new_waitlist = [r for r in waitlist if r not in placed] + dropped
+        for rid in new_waitlist:
+            self._entries[rid].state = _WAITING
+        return self._rebuild(new_waitlist)
+
+    def _replay_rebalance(self, batch: Sequence[Row], scan: Row) -> None:
+        rows = [(r.kind, json.loads(r.body)) for r in batch]
+        try:
+            promoted = self._apply_rebalance(rows)
+        except (InvalidStateError, KeyError) as e:
+            raise LedgerCorruptError(f"row {scan.seq}: stored rebalance refused on replay: {e}")
+        got = {"promoted": [{"request": p.request, "session": p.session} for p in promoted]}
+        if canonical_json(got) != scan.result:
+            raise LedgerCorruptError(f"row {scan.seq}: replayed scan differs from the ledger")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def snapshot(self) -> int:
+        """Store a snapshot of the current state now; returns its seq."""
+        with self._lock:
+            self._check_usable()
+            self._take_snapshot()
+            return self._seq
+
+    def close(self, *, snapshot: bool = True) -> None:
+        """Snapshot (when rows were added since the last one) and close the file."""
+        with self._lock:
+            if snapshot and self._broken is None and self._since_snapshot > 0:
+                self._take_snapshot()
+            self._ledger.close()
+
+    def __enter__(self) -> DurableAllocator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
