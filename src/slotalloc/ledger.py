@@ -75,7 +75,6 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from math import ceil
 from typing import Any, Literal, NoReturn
 
 from slotalloc.compile import Compiled, compile_instance, group_of
@@ -631,7 +630,9 @@ class DurableAllocator:
         except (SlotallocError, ValueError, KeyError) as e:
             if isinstance(e, LedgerCorruptError):
                 raise
-            raise LedgerCorruptError(f"row {row.seq}: the stored event is refused on replay: {e}")
+            raise LedgerCorruptError(
+                f"row {row.seq}: the stored event is refused on replay: {e}"
+            ) from e
         if canonical_json(got) != row.result:
             raise LedgerCorruptError(
                 f"row {row.seq}: replay decided {canonical_json(got)}, the ledger says {row.result}"
@@ -937,6 +938,16 @@ class DurableAllocator:
         return self._alloc.waitlist()
 
     @property
+    def session_ids(self) -> list[str]:
+        """The ids of the sessions, in instance order."""
+        return [s.id for s in self._start.sessions]
+
+    @property
+    def failure(self) -> str | None:
+        """Why the allocator refuses operations (a commit it could not recover from), or None."""
+        return self._broken
+
+    @property
     def head(self) -> tuple[int, str]:
         """The last committed ledger (seq, hash hex); seq -1 for an empty ledger."""
         with self._lock:
@@ -975,9 +986,8 @@ class DurableAllocator:
         groups = []
         total_need = Fraction(0)
         for g, name in enumerate(c.group_names):
-            need = (
-                Fraction(counts[g], ratio[g]) if c.pooled else Fraction(ceil(counts[g] / ratio[g]))
-            )
+            n_g, r_g = counts[g], ratio[g]
+            need = Fraction(n_g, r_g) if c.pooled else Fraction(-(-n_g // r_g))
             total_need += need
             groups.append(
                 {
@@ -1227,7 +1237,9 @@ class DurableAllocator:
         try:
             promoted = self._apply_rebalance(rows)
         except (InvalidStateError, KeyError) as e:
-            raise LedgerCorruptError(f"row {scan.seq}: stored rebalance refused on replay: {e}")
+            raise LedgerCorruptError(
+                f"row {scan.seq}: stored rebalance refused on replay: {e}"
+            ) from e
         got = {"promoted": [{"request": p.request, "session": p.session} for p in promoted]}
         if canonical_json(got) != scan.result:
             raise LedgerCorruptError(f"row {scan.seq}: replayed scan differs from the ledger")
