@@ -1,0 +1,35 @@
+"""Assemble the allocation model: every rule of FORMAT §2 plus the score."""
+
+from __future__ import annotations
+
+from slotalloc.compile import Compiled
+from slotalloc.solver.formulation import Formulation
+from slotalloc.solver.objective import set_score_objective
+from slotalloc.solver.rule_capacity import add_capacity
+from slotalloc.solver.rule_child_cap import add_child_cap
+from slotalloc.solver.rule_group_caps import add_group_caps
+from slotalloc.solver.rule_locked import add_locked
+from slotalloc.solver.rule_overlap import add_overlap
+from slotalloc.solver.rule_request_once import add_request_once
+from slotalloc.solver.rule_staffing import add_staffing
+
+__all__ = ["build_formulation"]
+
+
+def build_formulation(c: Compiled) -> Formulation:
+    """The exact model of the instance (rules 3-7; rules 1-2 live in the arcs).
+
+    Assumes the locked bookings are consistent (see
+    :func:`slotalloc.solver.infeasibility.locked_conflicts`); otherwise the
+    model is simply infeasible.
+    """
+    f = Formulation.over_arcs(c)
+    add_locked(f)
+    add_request_once(f)
+    add_capacity(f)
+    add_group_caps(f)
+    add_staffing(f)
+    add_overlap(f)
+    add_child_cap(f)
+    set_score_objective(f)
+    return f
