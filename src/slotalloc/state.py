@@ -40,6 +40,7 @@ class Occupancy:
     """
 
     __slots__ = (
+        "_G",
         "_cap",
         "_caregivers_scaled",
         "_end",
@@ -50,9 +51,11 @@ class Occupancy:
         "_ratio",
         "_scale",
         "_start",
+        "capacity",
         "child_sessions",
         "group_taken",
         "need",
+        "open",
         "taken",
     )
 
@@ -64,6 +67,8 @@ class Occupancy:
         self._scale: int = c.pool_lcm if c.pooled else 1
         self._pool_weight: list[int] = [self._scale // r for r in self._ratio]
         self._cap: list[int] = c.capacity.tolist()
+        #: places per session (read-only: callers may pre-check ``taken[s] < capacity[s]``)
+        self.capacity = self._cap
         self._caregivers_scaled: list[int] = (c.caregivers * self._scale).tolist()
         self._group_cap: list[list[int]] = c.group_cap.tolist()
         self._start: list[int] = c.start.tolist()
@@ -75,6 +80,35 @@ class Occupancy:
         #: caregivers needed per session (times lcm(ratios) when pooled)
         self.need: list[int] = [0] * S
         self.child_sessions: dict[int, list[int]] = {}
+        self._G = G
+        #: ``open[s * G + g]``: whether one more child of group ``g`` fits session ``s`` by
+        #: rule 3 (:meth:`room_for_one`), kept up to date on every change of ``s``.
+        self.open: list[bool] = [False] * (S * G)
+        for s in range(S):
+            self._refresh(s)
+
+    def _refresh(self, s: int) -> None:
+        """Recompute ``open`` for session ``s`` (O(groups), after each change of ``s``)."""
+        G = self._G
+        base = s * G
+        op = self.open
+        if self.taken[s] >= self._cap[s]:
+            for g in range(G):
+                op[base + g] = False
+            return
+        gt = self.group_taken[s]
+        caps = self._group_cap[s]
+        slack = self._caregivers_scaled[s] - self.need[s]
+        if self._pooled:
+            w = self._pool_weight
+            for g in range(G):
+                op[base + g] = gt[g] < caps[g] and w[g] <= slack
+        else:
+            ratio = self._ratio
+            for g in range(G):
+                n = gt[g]
+                # one more child needs a new caregiver exactly when n is a multiple of the ratio
+                op[base + g] = n < caps[g] and (slack >= 1 or n % ratio[g] != 0)
 
     def _need_delta(self, s: int, groups: Sequence[tuple[int, int]]) -> int:
         """Change in caregiver need if ``groups`` ((group, count) pairs) join session s."""
@@ -184,6 +218,7 @@ class Occupancy:
                 cs[ch] = [s]
             else:
                 held.append(s)
+        self._refresh(s)
         return True
 
     def add(
@@ -202,6 +237,7 @@ class Occupancy:
                 cs[ch] = [s]
             else:
                 held.append(s)
+        self._refresh(s)
 
     def remove(
         self, s: int, size: int, groups: Sequence[tuple[int, int]], children: Sequence[int]
@@ -219,22 +255,13 @@ class Occupancy:
             held.remove(s)
             if not held:
                 del cs[ch]
+        self._refresh(s)
 
     def room_for_one(self, s: int, g: int) -> bool:
         """Whether one more child of group ``g`` could join session ``s`` (rule 3 only).
 
         Every rule-3 quantity only grows with the children added, so when this is
         false no set of children including one of group ``g`` fits ``s``: the
-        online engine uses it to stop looking at session ``s`` for that group.
+        online engine uses it to skip session ``s`` for that group.
         """
-        if self.taken[s] >= self._cap[s]:
-            return False
-        n = self.group_taken[s][g]
-        if n >= self._group_cap[s][g]:
-            return False
-        if self._pooled:
-            delta = self._pool_weight[g]
-        else:
-            r = self._ratio[g]
-            delta = (n + r) // r - (n + r - 1) // r
-        return self.need[s] + delta <= self._caregivers_scaled[s]
+        return self.open[s * self._G + g]

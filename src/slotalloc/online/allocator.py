@@ -60,7 +60,7 @@ import datetime as dt
 import threading
 from collections.abc import Iterable, Sequence
 from heapq import heapify, heappop, heapreplace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from slotalloc.compile import Compiled, compile_instance, group_of
 from slotalloc.exceptions import (
@@ -73,8 +73,10 @@ from slotalloc.exceptions import (
     UnknownSessionError,
 )
 from slotalloc.models import Assignment, Child, Instance, Request, Solution, Status
-from slotalloc.result import Result
 from slotalloc.state import Occupancy
+
+if TYPE_CHECKING:
+    from slotalloc.result import Result
 
 __all__ = ["Allocator", "Cancellation", "Decision", "Placement"]
 
@@ -592,7 +594,8 @@ class Allocator:
         rec = _Req(rid, kids, _NO_ARCS, priority, source)
         self._used.add(rid)
         self._live[rid] = rec
-        try_add = self._occ.try_add
+        occ = self._occ
+        try_add = occ.try_add
         if len(kids) == 1:
             # One child (nine requests in ten): arcs built and tried in the same pass,
             # and a request placed at once never needs the rest of its arcs.
@@ -600,6 +603,8 @@ class Allocator:
             row = self._rows[ci]
             class_of = self._class_of
             single = self._single
+            open_ = occ.open
+            G = self._G
             arcs: list[_Arc] = []
             for rank, s in enumerate(sessions):
                 g = row[class_of[s]]
@@ -611,7 +616,8 @@ class Allocator:
                         continue
                 groups = single[g]
                 arc = (s, groups, rank)
-                if try_add(s, 1, groups, kids):
+                # Rule 3 is the usual refusal, and Occupancy.open answers it for one child.
+                if open_[s * G + g] and try_add(s, 1, groups, kids):
                     rec.state = _HELD
                     rec.arc = arc
                     return rec
