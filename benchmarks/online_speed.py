@@ -96,9 +96,10 @@ def _scaled_stand_in(seed: int, requests: int, sites: int) -> Instance:
     )
 
 
-def city_state(
-    seed: int, requests: int
-) -> tuple[Instance, list[tuple[Request, tuple[Child, ...]]]]:
+Late = list[tuple[Request, tuple[Child, ...]]]
+
+
+def city_state(seed: int, requests: int) -> tuple[Instance, Late]:
     """The starting instance (with ~2k bookings) and the late requests to book online.
 
     The bookings are the first ``N_BOOKED`` places of first-come-first-served
@@ -135,9 +136,7 @@ def _pct(ns: list[int], q: float) -> float:
     return float(np.percentile(np.asarray(ns, dtype=np.int64), q)) / 1000.0
 
 
-def measure_book(
-    inst: Instance, late: list[tuple[Request, tuple[Child, ...]]]
-) -> tuple[Allocator, dict[str, float]]:
+def measure_book(inst: Instance, late: Late) -> tuple[Allocator, dict[str, float]]:
     alloc = Allocator(inst)
     book = alloc.book
     clock = time.perf_counter_ns
@@ -300,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{c['waitlisted_before']} |\n"
     )
     w(
-        f"| replay {r['events']:,} events wall (read + decide + write JSON) | {r['wall_s']:.2f} s |\n"
+        f"| replay {r['events']:,} events wall (read + decide + write JSON) "
+        f"| {r['wall_s']:.2f} s |\n"
     )
     w(
         f"| replay decisions: placed / waitlisted / cancels / errors | {r['book']} / {r['wait']} / "
