@@ -144,33 +144,35 @@ def measure_book(inst: Instance, late: Late) -> tuple[Allocator, dict[str, float
     placed = 0
     gc.disable()
     try:
-        t_all = clock()
         for request, kids in late:
             t0 = clock()
             d = book(request, kids)
             times.append(clock() - t0)
             placed += not d.waitlisted
-        total = clock() - t_all
     finally:
         gc.enable()
-    # Throughput without the per-call clock: a fresh allocator, the same requests.
-    fresh = Allocator(inst)
-    book = fresh.book
-    gc.disable()
-    try:
-        t_all = clock()
-        for request, kids in late:
-            book(request, kids)
-        total = clock() - t_all
-    finally:
-        gc.enable()
+    # Throughput without the per-call clock: fresh allocators, the same requests,
+    # best of three passes (the machine is shared; the best pass is the least disturbed).
+    rates = []
+    for _ in range(3):
+        fresh = Allocator(inst)
+        book = fresh.book
+        gc.disable()
+        try:
+            t_all = clock()
+            for request, kids in late:
+                book(request, kids)
+            rates.append(len(late) / ((clock() - t_all) / 1e9))
+        finally:
+            gc.enable()
     return alloc, {
         "books": len(late),
         "placed": placed,
         "waitlisted": len(alloc.waitlist()),
         "p50_us": _pct(times, 50),
         "p99_us": _pct(times, 99),
-        "per_s": len(late) / (total / 1e9),
+        "per_s": max(rates),
+        "per_s_median": sorted(rates)[1],
     }
 
 
@@ -289,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     w("| measure | figure |\n|---|---|\n")
     w(f"| book p50 | {b['p50_us']:.2f} µs |\n| book p99 | {b['p99_us']:.2f} µs |\n")
-    w(f"| bookings/s (one thread) | {b['per_s']:,.0f} |\n")
+    w(f"| bookings/s (one thread, best of 3) | {b['per_s']:,.0f} |\n")
+    w(f"| bookings/s (one thread, median of 3) | {b['per_s_median']:,.0f} |\n")
     w(f"| books placed / waitlisted | {b['placed']} / {b['books'] - b['placed']} |\n")
     w(f"| cancel with promotion p50 | {c['p50_us']:.2f} µs |\n")
     w(f"| cancel with promotion p99 | {c['p99_us']:.2f} µs |\n")
