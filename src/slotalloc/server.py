@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
@@ -54,15 +56,11 @@ _Send = Callable[[_Message], Awaitable[None]]
 _ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware refusing bodies over ``limit`` bytes with 413, before any parsing.
 
     Checks ``Content-Length`` up front and counts the bytes of a chunked body
-    as they arrive, so an oversized body is never buffered whole.
+    as they arrive, so an oversized body is never buffered beyond the limit.
     """
 
     def __init__(self, app: _ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
@@ -82,29 +80,29 @@ class BodyLimit:
                 if too_big:
                     await self._refuse(send)
                     return
+        # Read the whole body first (it is small by construction): a limit
+        # enforced inside the app's own receive would be turned into a 400 by
+        # FastAPI's body parsing, and half a body must never reach a handler.
+        messages: list[_Message] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> _Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: _Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
                 await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
+
+        async def buffered_receive() -> _Message:
+            nxt = next(replay, None)
+            return nxt if nxt is not None else await receive()
+
+        await self.app(scope, buffered_receive, send)
 
     async def _refuse(self, send: _Send) -> None:
         body = b'{"detail":"request body too large"}'
@@ -305,6 +303,12 @@ def serve(instance_path: str, db: str, host: str = "127.0.0.1", port: int = 8000
     instance = load_instance(instance_path)
     allocator = DurableAllocator(instance, db)
     log.info("serving %s with ledger %s on %s:%d", instance_path, os.fspath(db), host, port)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
+        # against the handlers it found: make those no-ops so the ledger is closed
+        # (and snapshotted) below rather than the process dying on the re-raise.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
     try:
         uvicorn.run(
             create_app(allocator),
