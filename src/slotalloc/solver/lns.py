@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from slotalloc.solver.cpsat_run import run_cpsat
-from slotalloc.solver.formulation import Formulation
+from slotalloc.compile import Compiled
+from slotalloc.solver.cpsat_run import CpRun, run_cpsat
+from slotalloc.solver.formulation import Formulation, LinearModel
 from slotalloc.solver.neighbourhood import SessionGraph, free_variables, restrict
 
 __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
@@ -27,6 +29,7 @@ __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
 log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,8 @@ class LnsBudget:
 
     deadline: float | None = None
     dtime: float | None = None
-    step_seconds: float = 1.0
-    step_dtime: float = 0.5
+    step_seconds: float = 0.3
+    step_dtime: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ def large_neighbourhood_search(
     budget: LnsBudget,
     *,
     seed: int = 0,
-    start_arcs: int = 1500,
+    start_arcs: int = 600,
+    target: npt.ArrayLike | None = None,
+    lanes: int = 2,
     on_improve: Callable[[IntArray, int], None] | None = None,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
@@ -74,6 +79,13 @@ def large_neighbourhood_search(
         Seeds the neighbourhood choice and CP-SAT.
     start_arcs
         Initial neighbourhood size in arcs.
+    target
+        Fractional arc values (an LP point): sessions where the incumbent earns
+        less than the target are seeded first.
+    lanes
+        Neighbourhoods solved side by side (threads; CP-SAT releases the GIL).
+        They are disjoint, so their gains add up; results do not depend on
+        thread timing, so a deterministic budget stays reproducible.
     on_improve
         Called with the new values and score after every improvement.
     """
@@ -89,42 +101,136 @@ def large_neighbourhood_search(
     size = float(start_arcs)
     steps = improving = 0
     spent = 0.0
-    while True:
-        if budget.deadline is not None:
-            left = budget.deadline - time.perf_counter()
-            if left <= 0.05:
-                break
-            step_time: float | None = min(budget.step_seconds, left)
-            step_dtime: float | None = None
-        else:
-            assert budget.dtime is not None
-            left = budget.dtime - spent
-            if left <= 1e-3:
-                break
-            step_time = None
-            step_dtime = min(budget.step_dtime, left)
-        if not seeds:
-            seeds = rng.permutation(active).tolist()
-        reqs = graph.grow(seeds.pop(), int(size), rng)
-        if reqs.shape[0] == 0:
-            continue
-        free = free_variables(f, reqs)
-        sub, idx = restrict(f, free, cur)
-        run = run_cpsat(
-            sub,
-            hint=cur[idx],
-            max_time=step_time,
-            max_dtime=step_dtime,
-            seed=int(rng.integers(1 << 30)),
-        )
-        steps += 1
-        spent += run.deterministic_time
-        if run.values is not None and run.objective is not None and run.objective > best:
-            cur[idx] = run.values
-            best = run.objective
-            improving += 1
-            if on_improve is not None:
+    pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
+    try:
+        while True:
+            if budget.deadline is not None:
+                left = budget.deadline - time.perf_counter()
+                if left <= 0.05:
+                    break
+                step_time: float | None = min(budget.step_seconds, left)
+                step_dtime: float | None = None
+            else:
+                assert budget.dtime is not None
+                left = budget.dtime - spent
+                if left <= 1e-3:
+                    break
+                step_time = None
+                step_dtime = min(budget.step_dtime, left)
+            # Disjoint neighbourhoods (no shared session, child or request) can be
+            # solved side by side and their gains added.
+            hoods: list[IntArray] = []
+            busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
+            busy_c = np.zeros(c.n_children, dtype=np.bool_)
+            tries = 0
+            while len(hoods) < lanes and tries < 4 * lanes:
+                tries += 1
+                if not seeds:
+                    seeds = _seed_order(c, cur, target, active, rng)
+                sd = seeds.pop()
+                if busy_s[sd]:
+                    continue
+                reqs = graph.grow(sd, int(size), rng)
+                if hoods and reqs.shape[0]:
+                    reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
+                if reqs.shape[0] == 0:
+                    continue
+                _mark(c, reqs, busy_s, busy_c)
+                hoods.append(reqs)
+            if not hoods:
+                continue
+            jobs = []
+            for reqs in hoods:
+                sub, idx = restrict(f, free_variables(f, reqs), cur)
+                job = _Job(
+                    sub, idx, cur[idx].copy(), int(rng.integers(1 << 30)), step_time, step_dtime
+                )
+                jobs.append(job)
+            runs = list(pool.map(_solve, jobs)) if pool is not None else [_solve(jobs[0])]
+            base = best
+            grow = True
+            for job, run in zip(jobs, runs, strict=True):
+                idx = job.idx
+                steps += 1
+                spent += run.deterministic_time
+                if run.values is not None and run.objective is not None and run.objective > base:
+                    cur[idx] = run.values
+                    best += run.objective - base
+                    improving += 1
+                quick = step_time is None or run.wall_time < 0.5 * step_time
+                grow = grow and run.optimal and quick
+            if best > base and on_improve is not None:
                 on_improve(cur, best)
-        size = min(size * 1.25, 20000.0) if run.optimal else max(size * 0.7, 100.0)
+            size = min(size * 1.2, 20000.0) if grow else max(size * 0.8, 100.0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     log.debug("LNS: %d steps, %d improving, score %d", steps, improving, best)
     return LnsOutcome(cur, best, steps, improving, spent)
+
+
+@dataclass(frozen=True)
+class _Job:
+    sub: LinearModel
+    idx: IntArray
+    hint: IntArray
+    seed: int
+    max_time: float | None
+    max_dtime: float | None
+
+
+def _solve(job: _Job) -> CpRun:
+    return run_cpsat(
+        job.sub, hint=job.hint, max_time=job.max_time, max_dtime=job.max_dtime, seed=job.seed
+    )
+
+
+def _footprint(c: Compiled, reqs: IntArray) -> tuple[IntArray, IntArray]:
+    """Sessions the requests' arcs reach and the requests' children."""
+    lo, hi = c.req_arc_ptr[reqs], c.req_arc_ptr[reqs + 1]
+    arcs = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+    clo, chi = c.req_child_ptr[reqs], c.req_child_ptr[reqs + 1]
+    kids = np.concatenate(
+        [c.req_child[a:b] for a, b in zip(clo.tolist(), chi.tolist(), strict=True)]
+    )
+    return c.arc_sess[arcs.astype(np.int64)], kids
+
+
+def _mark(c: Compiled, reqs: IntArray, busy_s: BoolArray, busy_c: BoolArray) -> None:
+    sess, kids = _footprint(c, reqs)
+    busy_s[sess] = True
+    busy_c[kids] = True
+
+
+def _touches(c: Compiled, reqs: IntArray, busy_s: BoolArray, busy_c: BoolArray) -> BoolArray:
+    """Per request: whether it reaches a busy session or has a busy child."""
+    n_arcs = c.req_arc_ptr[reqs + 1] - c.req_arc_ptr[reqs]
+    n_kids = c.req_child_ptr[reqs + 1] - c.req_child_ptr[reqs]
+    sess, kids = _footprint(c, reqs)
+    owner_a = np.repeat(np.arange(reqs.shape[0]), n_arcs)
+    owner_k = np.repeat(np.arange(reqs.shape[0]), n_kids)
+    hit = np.zeros(reqs.shape[0], dtype=np.bool_)
+    hit[owner_a[busy_s[sess]]] = True
+    hit[owner_k[busy_c[kids]]] = True
+    return hit
+
+
+def _seed_order(
+    c: Compiled,
+    cur: IntArray,
+    target: npt.ArrayLike | None,
+    active: IntArray,
+    rng: np.random.Generator,
+) -> list[int]:
+    """Seed sessions for the next pass, popped from the end: largest shortfall last."""
+    perm = rng.permutation(active)
+    if target is None:
+        return perm.tolist()
+    A = c.n_arcs
+    t = np.asarray(target, dtype=np.float64)[:A]
+    gain = (c.arc_coef + c.drop_cost[c.arc_req]).astype(np.float64)
+    want = np.bincount(c.arc_sess, weights=t * gain, minlength=c.n_sessions)
+    have = np.bincount(c.arc_sess, weights=cur[:A] * gain, minlength=c.n_sessions)
+    short = (want - have)[perm]
+    # Sessions doing better than the LP still get their turn, after the others.
+    return perm[np.argsort(short, kind="stable")].tolist()

@@ -164,6 +164,7 @@ def optimize(
             score,
             budget,
             seed=seed,
+            target=lp.values[:A] if lp.optimal else None,
             on_improve=lambda _v, s: improved(s),
         )
         values, score = out.values, out.objective
