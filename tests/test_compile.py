@@ -7,21 +7,32 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import sample_instance
 from hypothesis import given, settings
-from strategies import instances
 
+from conftest import sample_instance
 from slotalloc.compile import age_months, compile_instance, group_of
 from slotalloc.models import Instance
+from strategies import instances
 
 
 def session(sid: str, start: str, end: str, **kw: Any) -> dict[str, Any]:
-    return {"id": sid, "site": "A", "start": start, "end": end, "capacity": 10,
-            "caregivers": 3, **kw}
+    return {
+        "id": sid,
+        "site": "A",
+        "start": start,
+        "end": end,
+        "capacity": 10,
+        "caregivers": 3,
+        **kw,
+    }
 
 
-def world(sessions: list[dict[str, Any]], children: dict[str, str],
-          requests: list[tuple[str, list[str], list[str]]], **extra: Any) -> Instance:
+def world(
+    sessions: list[dict[str, Any]],
+    children: dict[str, str],
+    requests: list[tuple[str, list[str], list[str]]],
+    **extra: Any,
+) -> Instance:
     return Instance(
         sessions=sessions,
         children=[{"id": k, "birth_date": v} for k, v in children.items()],
@@ -41,8 +52,9 @@ def world(sessions: list[dict[str, Any]], children: dict[str, str],
         ((2025, 5, 1), (2025, 4, 19), -1),
     ],
 )
-def test_age_in_completed_months(birth: tuple[int, int, int], on: tuple[int, int, int],
-                                 months: int) -> None:
+def test_age_in_completed_months(
+    birth: tuple[int, int, int], on: tuple[int, int, int], months: int
+) -> None:
     assert age_months(*birth, *on) == months
 
 
@@ -57,8 +69,10 @@ def test_age_vectorised_equals_scalar() -> None:
 
 def test_child_born_on_the_31st_becomes_an_infant_on_the_first() -> None:
     inst = world(
-        [session("apr30", "2025-04-30T09:00:00+08:00", "2025-04-30T10:00:00+08:00"),
-         session("may01", "2025-05-01T09:00:00+08:00", "2025-05-01T10:00:00+08:00")],
+        [
+            session("apr30", "2025-04-30T09:00:00+08:00", "2025-04-30T10:00:00+08:00"),
+            session("may01", "2025-05-01T09:00:00+08:00", "2025-05-01T10:00:00+08:00"),
+        ],
         {"c": "2024-10-31"},
         [("r", ["c"], ["apr30", "may01"])],
     )
@@ -98,14 +112,16 @@ def test_sibling_request_across_groups_counts_each_group() -> None:
     )
     c = compile_instance(inst)
     assert dict(zip(c.group_names, c.arc_groups[0].tolist(), strict=True)) == {
-        "infant": 1, "toddler": 0, "older": 1}
+        "infant": 1,
+        "toddler": 0,
+        "older": 1,
+    }
     assert c.arc_coef.tolist() == [2 * 1000]
 
 
 def test_a_sibling_outside_the_session_range_removes_the_arc() -> None:
     inst = world(
-        [session("s", "2025-04-19T09:00:00+08:00", "2025-04-19T10:00:00+08:00",
-                 min_months=12)],
+        [session("s", "2025-04-19T09:00:00+08:00", "2025-04-19T10:00:00+08:00", min_months=12)],
         {"baby": "2024-09-01", "big": "2023-01-01"},
         [("r", ["baby", "big"], ["s"])],
     )
@@ -114,13 +130,19 @@ def test_a_sibling_outside_the_session_range_removes_the_arc() -> None:
 
 def test_score_coefficients_include_priority_rank_and_move() -> None:
     inst = Instance(
-        sessions=[session(s, "2025-04-19T09:00:00+08:00", "2025-04-19T10:00:00+08:00")
-                  for s in ("a", "b", "c")],
+        sessions=[
+            session(s, "2025-04-19T09:00:00+08:00", "2025-04-19T10:00:00+08:00")
+            for s in ("a", "b", "c")
+        ],
         children=[{"id": "k", "birth_date": "2023-01-01"}, {"id": "m", "birth_date": "2023-01-01"}],
-        requests=[{"id": "r", "children": ["k"], "preferences": ["a", "b", "c"], "priority": 2},
-                  {"id": "q", "children": ["m"], "preferences": ["a", "b"]}],
-        bookings=[{"request": "r", "session": "b"}, {"request": "q", "session": "b",
-                                                      "locked": True}],
+        requests=[
+            {"id": "r", "children": ["k"], "preferences": ["a", "b", "c"], "priority": 2},
+            {"id": "q", "children": ["m"], "preferences": ["a", "b"]},
+        ],
+        bookings=[
+            {"request": "r", "session": "b"},
+            {"request": "q", "session": "b", "locked": True},
+        ],
     )
     c = compile_instance(inst)
     r_arcs = slice(int(c.req_arc_ptr[0]), int(c.req_arc_ptr[1]))
@@ -133,16 +155,20 @@ def test_score_coefficients_include_priority_rank_and_move() -> None:
 
 def test_overlap_cliques_keep_touching_sessions_apart() -> None:
     inst = world(
-        [session("a", "2025-04-19T08:00:00+08:00", "2025-04-19T12:00:00+08:00"),
-         session("b", "2025-04-19T09:00:00+08:00", "2025-04-19T10:00:00+08:00"),
-         session("c", "2025-04-19T12:00:00+08:00", "2025-04-19T13:00:00+08:00"),
-         session("d", "2025-04-19T04:00:00Z", "2025-04-19T06:00:00Z")],  # 12:00-14:00 +08
+        [
+            session("a", "2025-04-19T08:00:00+08:00", "2025-04-19T12:00:00+08:00"),
+            session("b", "2025-04-19T09:00:00+08:00", "2025-04-19T10:00:00+08:00"),
+            session("c", "2025-04-19T12:00:00+08:00", "2025-04-19T13:00:00+08:00"),
+            session("d", "2025-04-19T04:00:00Z", "2025-04-19T06:00:00Z"),
+        ],  # 12:00-14:00 +08
         {"k": "2023-01-01"},
         [("r", ["k"], ["a"])],
     )
     c = compile_instance(inst)
-    cliques = {tuple(c.clique_sess[c.clique_ptr[i]:c.clique_ptr[i + 1]].tolist())
-               for i in range(len(c.clique_ptr) - 1)}
+    cliques = {
+        tuple(c.clique_sess[c.clique_ptr[i] : c.clique_ptr[i + 1]].tolist())
+        for i in range(len(c.clique_ptr) - 1)
+    }
     assert cliques == {(0, 1), (2, 3)}
 
 
