@@ -333,6 +333,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- serve
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise _Fail("slotalloc serve needs the server extra: pip install 'slotalloc[server]'.")
+    from slotalloc.io import load_instance
+    from slotalloc.ledger import LedgerError
+    from slotalloc.server import serve
+
+    load_instance(args.instance)  # bad input: exit 2 before anything is opened
+    try:
+        serve(args.instance, args.db, args.host, args.port)
+    except LedgerError as e:
+        text = str(e)
+        raise _Fail(text if text.startswith(args.db) else f"{args.db}: {text}") from None
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -416,6 +437,13 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--plan", default=None, help="recommendations from `slotalloc plan --json`")
     rp.add_argument("--top", type=int, default=10)
     rp.set_defaults(run=_cmd_report)
+
+    sv = sub.add_parser("serve", help="HTTP booking service with a durable ledger (server extra)")
+    sv.add_argument("instance")
+    sv.add_argument("--db", required=True, help="SQLite ledger file (created if missing)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(run=_cmd_serve)
     return p
 
 
