@@ -11,7 +11,6 @@ from slotalloc.models import Instance, Status
 from slotalloc.result import Result, result_from_arcs
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.infeasibility import locked_conflicts
-from slotalloc.solver.optimizer import optimize
 
 __all__ = ["Method", "Progress", "solve"]
 
@@ -127,6 +126,9 @@ def _optimise(
     callback: Callable[[Progress], None] | None,
     method: str,
 ) -> Result:
+    # Imported here so that importing slotalloc (e.g. the online engine) loads no solver.
+    from slotalloc.solver.optimizer import optimize
+
     stats: dict[str, object] = {"solver": method, "compile_seconds": round(t_compile, 4)}
     if locked_conflicts(c):
         stats["solve_seconds"] = round(time.perf_counter() - t0 - t_compile, 4)
