@@ -164,7 +164,11 @@ OnlineMachine.TestCase.settings = settings(
 TestOnlineMachine = OnlineMachine.TestCase
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example],
+)
 @given(inst=WORLDS, rnd=st.randoms(use_true_random=False))
 def test_long_random_sequences_match_the_reference(inst: Instance, rnd: random.Random) -> None:
     """Longer runs than the state machine reaches, with many promotions."""
