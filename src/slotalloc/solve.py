@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from fractions import Fraction
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from slotalloc.compile import Compiled, compile_instance
-from slotalloc.models import Instance, Status
+from slotalloc.models import Assignment, Instance, Solution, Status
 from slotalloc.result import Result, result_from_arcs
 from slotalloc.solver.fcfs import first_come_first_served
-from slotalloc.solver.infeasibility import locked_conflicts
+from slotalloc.solver.infeasibility import locked_conflicts, minimal_conflicts
 
-__all__ = ["Method", "Progress", "solve"]
+__all__ = ["Hint", "Method", "Progress", "hint_arcs", "solve"]
+
+#: A known assignment to start from: a result, a solution or its assignments.
+Hint = Result | Solution | Iterable[Assignment]
 
 Method = Literal["auto", "cp-sat", "fcfs"]
 _METHODS = ("auto", "cp-sat", "fcfs")
@@ -36,7 +43,7 @@ def _infeasible(compiled: Compiled, instance: Instance, stats: dict[str, object]
         score=None,
         bound=None,
         assignments=(),
-        explanation=locked_conflicts(compiled),
+        explanation=minimal_conflicts(compiled),
         stats=stats,
         instance_name=instance.name,
     )
@@ -51,6 +58,8 @@ def solve(
     deterministic: bool = False,
     callback: Callable[[Progress], None] | None = None,
     compiled: Compiled | None = None,
+    min_group_rate: Fraction | float | None = None,
+    hint: Hint | None = None,
 ) -> Result:
     """Allocate the instance's requests to sessions.
 
@@ -76,19 +85,34 @@ def solve(
         incumbent and on bound changes.
     compiled
         The compiled instance, when the caller already has it.
+    min_group_rate
+        Opt-in fairness rule (optimiser only): every age group's service rate
+        at least this fraction (in [0, 1]) of the overall rate, rates counted
+        over child places by the children's age group on their first
+        preference's date (docs/fairness.md). None (default): no such rule.
+        A float is read as the decimal it prints (0.8 is exactly 4/5).
+    hint
+        A known assignment (e.g. the solution before a small change of the
+        instance): its places that still fit are taken first as one starting
+        point (optimiser only), so with a valid hint the result scores at
+        least as well. Requests or sessions it names that the instance lacks,
+        and pairs that are not candidates, are ignored.
 
     Returns
     -------
     Result
-        ``INFEASIBLE`` (with an explanation) exactly when the locked bookings
-        alone break a rule; otherwise a valid assignment, its score and a proven
-        upper bound (``OPTIMAL`` only when the two are equal). The baseline
-        reports no bound.
+        ``INFEASIBLE`` (with a minimal explanation: a smallest-by-inclusion
+        set of conflicting locked bookings and the rules they break) exactly
+        when the locked bookings alone break a rule; otherwise a valid
+        assignment, its score and a proven upper bound (``OPTIMAL`` only when
+        the two are equal). The baseline reports no bound.
 
     Raises
     ------
     ValueError
-        For an unknown method.
+        For an unknown method; a ``min_group_rate`` outside [0, 1], or given
+        with ``method="fcfs"`` (the baseline follows FORMAT only), or that no
+        starting assignment can meet together with the locked bookings.
     """
     t0 = time.perf_counter()
     c = compiled if compiled is not None else compile_instance(instance)
@@ -97,8 +121,20 @@ def solve(
         raise ValueError(f"unknown method {method!r}")
     if method != "fcfs":
         return _optimise(
-            c, instance, t0, t_compile, time_limit, seed, deterministic, callback, method
+            c,
+            instance,
+            t0,
+            t_compile,
+            time_limit,
+            seed,
+            deterministic,
+            callback,
+            method,
+            min_group_rate,
+            None if hint is None else hint_arcs(c, hint),
         )
+    if min_group_rate is not None:
+        raise ValueError("min_group_rate needs the optimiser, not the fcfs baseline")
     chosen = first_come_first_served(c)
     stats: dict[str, object] = {
         "solver": "fcfs",
@@ -125,9 +161,14 @@ def _optimise(
     deterministic: bool,
     callback: Callable[[Progress], None] | None,
     method: str,
+    min_group_rate: Fraction | float | None,
+    hint: npt.NDArray[np.int64] | None,
 ) -> Result:
     # Imported here so that importing slotalloc (e.g. the online engine) loads no solver.
     from slotalloc.solver.optimizer import optimize
+    from slotalloc.solver.rule_group_fairness import group_fairness
+
+    fairness = None if min_group_rate is None else group_fairness(c, min_group_rate)
 
     stats: dict[str, object] = {"solver": method, "compile_seconds": round(t_compile, 4)}
     if locked_conflicts(c):
@@ -145,8 +186,12 @@ def _optimise(
         deterministic=deterministic,
         on_progress=relay if callback is not None else None,
         started=None if deterministic else t0,
+        fairness=fairness,
+        hint=hint,
     )
     stats.update(opt.stats)
+    if fairness is not None:
+        stats["min_group_rate"] = str(fairness.rate)
     stats["solve_seconds"] = round(time.perf_counter() - t0 - t_compile, 4)
     return result_from_arcs(
         c,
@@ -156,3 +201,21 @@ def _optimise(
         stats=stats,
         instance_name=instance.name,
     )
+
+
+def hint_arcs(compiled: Compiled, hint: Hint) -> npt.NDArray[np.int64]:
+    """Candidate arcs of a hint, in its order; unknown or non-candidate pairs are skipped."""
+    pairs = hint.assignments if isinstance(hint, Result | Solution) else hint
+    ridx = {r: i for i, r in enumerate(compiled.request_ids)}
+    sidx = {s: i for i, s in enumerate(compiled.session_ids)}
+    arcs: list[int] = []
+    ptr = compiled.req_arc_ptr
+    for p in pairs:
+        r, s = ridx.get(p.request), sidx.get(p.session)
+        if r is None or s is None:
+            continue
+        lo, hi = int(ptr[r]), int(ptr[r + 1])
+        hit = np.flatnonzero(compiled.arc_sess[lo:hi] == s)
+        if hit.shape[0]:
+            arcs.append(lo + int(hit[0]))
+    return np.array(arcs, dtype=np.int64)

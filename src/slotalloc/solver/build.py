@@ -8,6 +8,7 @@ from slotalloc.solver.objective import set_score_objective
 from slotalloc.solver.rule_capacity import add_capacity
 from slotalloc.solver.rule_child_cap import add_child_cap
 from slotalloc.solver.rule_group_caps import add_group_caps
+from slotalloc.solver.rule_group_fairness import GroupFairness, add_group_fairness
 from slotalloc.solver.rule_locked import add_locked
 from slotalloc.solver.rule_overlap import add_overlap
 from slotalloc.solver.rule_request_once import add_request_once
@@ -16,10 +17,11 @@ from slotalloc.solver.rule_staffing import add_staffing
 __all__ = ["build_formulation"]
 
 
-def build_formulation(c: Compiled) -> Formulation:
+def build_formulation(c: Compiled, fairness: GroupFairness | None = None) -> Formulation:
     """The exact model of the instance (rules 3-7; rules 1-2 live in the arcs).
 
-    Assumes the locked bookings are consistent (see
+    ``fairness`` adds the opt-in group-fairness rows
+    (:mod:`slotalloc.solver.rule_group_fairness`). Assumes the locked bookings are consistent (see
     :func:`slotalloc.solver.infeasibility.locked_conflicts`); otherwise the
     model is simply infeasible.
     """
@@ -31,5 +33,7 @@ def build_formulation(c: Compiled) -> Formulation:
     add_staffing(f)
     add_overlap(f)
     add_child_cap(f)
+    if fairness is not None:
+        add_group_fairness(f, fairness)
     set_score_objective(f)
     return f

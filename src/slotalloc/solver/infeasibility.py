@@ -2,7 +2,10 @@
 
 :func:`locked_conflicts` checks the assignment made of the locked bookings only
 and names every session, child and booking in conflict. The list is correct but
-not necessarily minimal.
+not necessarily minimal. :func:`minimal_conflicts` narrows it to a minimal
+conflicting set of locked bookings by deletion filtering: every rule is
+monotone, so a set from which no single booking can be removed without the
+conflict disappearing is minimal (each of its proper subsets is consistent).
 """
 
 from __future__ import annotations
@@ -12,14 +15,54 @@ import numpy as np
 from slotalloc.compile import Compiled
 from slotalloc.models import ConflictItem
 
-__all__ = ["locked_conflicts"]
+__all__ = ["locked_conflicts", "minimal_conflict_set", "minimal_conflicts"]
 
 
 def locked_conflicts(c: Compiled) -> tuple[ConflictItem, ...]:
     """Every rule the locked bookings alone break; empty when they are consistent."""
+    return _conflicts(c, [int(r) for r in c.booking_order.tolist() if c.locked[r]])
+
+
+def minimal_conflict_set(c: Compiled) -> list[int]:
+    """A minimal set of locked requests whose bookings conflict (empty when none do).
+
+    Deletion filtering: start from the bookings named by the first conflict
+    found (already a conflicting set: each check looks at one session or one
+    child), then drop each booking in turn and keep it out whenever the rest
+    still conflicts. Linear in the size of that first set, each test one run
+    of the per-rule checks over it.
+    """
+    items = locked_conflicts(c)
+    if not items:
+        return []
+    ridx = {r: i for i, r in enumerate(c.request_ids)}
+    order = {int(r): k for k, r in enumerate(c.booking_order.tolist())}
+    current = sorted({ridx[b] for b in items[0].bookings}, key=order.__getitem__)
+    i = 0
+    while i < len(current):
+        trial = current[:i] + current[i + 1 :]
+        if _conflicts(c, trial):
+            current = trial
+        else:
+            i += 1
+    return current
+
+
+def minimal_conflicts(c: Compiled) -> tuple[ConflictItem, ...]:
+    """An explanation naming a minimal conflicting set of locked bookings.
+
+    The items are the rule checks that fail on that set alone, so every
+    booking they name is needed: without any one of them, the remaining
+    bookings of the explanation are consistent. Empty when the locked bookings
+    are consistent.
+    """
+    return _conflicts(c, minimal_conflict_set(c))
+
+
+def _conflicts(c: Compiled, locked_reqs: list[int]) -> tuple[ConflictItem, ...]:
+    """The rules broken by the assignment made of these locked requests' bookings."""
     rid, sid, cid = c.request_ids, c.session_ids, c.child_ids
     items: list[ConflictItem] = []
-    locked_reqs = [int(r) for r in c.booking_order.tolist() if c.locked[r]]
     placed: list[tuple[int, int]] = []  # (request, arc)
     for r in locked_reqs:
         lo, hi = int(c.req_arc_ptr[r]), int(c.req_arc_ptr[r + 1])

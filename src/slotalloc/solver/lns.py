@@ -61,6 +61,7 @@ def large_neighbourhood_search(
     start_arcs: int = 600,
     target: npt.ArrayLike | None = None,
     lanes: int = 2,
+    focus: npt.ArrayLike | None = None,
     on_improve: Callable[[IntArray, int], None] | None = None,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
@@ -86,6 +87,8 @@ def large_neighbourhood_search(
         Neighbourhoods solved side by side (threads; CP-SAT releases the GIL).
         They are disjoint, so their gains add up; results do not depend on
         thread timing, so a deterministic budget stays reproducible.
+    focus
+        Sessions seeded first, in order (the rest follow the usual order).
     on_improve
         Called with the new values and score after every improvement.
     """
@@ -97,7 +100,8 @@ def large_neighbourhood_search(
     active = np.flatnonzero(np.bincount(c.arc_sess, minlength=c.n_sessions) > 0)
     if active.shape[0] == 0:
         return LnsOutcome(cur, best, 0, 0, 0.0)
-    seeds: list[int] = []
+    # Popped from the end: the first focus session goes first.
+    seeds: list[int] = [] if focus is None else np.asarray(focus, dtype=np.int64)[::-1].tolist()
     size = float(start_arcs)
     steps = improving = 0
     spent = 0.0

@@ -36,6 +36,7 @@ from slotalloc.solver.cpsat_run import run_cpsat
 from slotalloc.solver.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.lp import solve_lp
 from slotalloc.solver.rounding import round_and_repair
+from slotalloc.solver.rule_group_fairness import GroupFairness
 from slotalloc.solver.rule_staffing_hull import add_staffing_hull, corner_caps
 
 __all__ = ["DEFAULT_TIME_LIMIT", "Optimum", "optimize"]
@@ -71,6 +72,9 @@ def optimize(
     deterministic: bool = False,
     on_progress: Callable[[int, int | None], None] | None = None,
     started: float | None = None,
+    fairness: GroupFairness | None = None,
+    hint: IntArray | None = None,
+    focus: IntArray | None = None,
 ) -> Optimum:
     """Best assignment found within the budget, for consistent locked bookings.
 
@@ -90,6 +94,24 @@ def optimize(
     started
         ``time.perf_counter()`` at the start of the caller's solve, so that the
         caller's own work (compiling) counts against the wall budget.
+    fairness
+        The opt-in group-fairness rule, or None. It is one more row block of
+        the shared formulation, so the LP, CP-SAT and the LNS sub-models (which
+        fold the fixed arcs into the row's bound) all keep it; every rounding
+        candidate is repaired to meet it.
+    hint
+        Arcs of a known assignment (need not be valid here): placed first, in
+        order, where they fit, to give one more starting candidate; so the
+        result scores at least as well as the hint whenever the hint is valid.
+    focus
+        Sessions the large-neighbourhood search seeds first (e.g. the ones a
+        capacity change touched).
+
+    Raises
+    ------
+    ValueError
+        When ``fairness`` is given and no starting assignment meeting it is
+        found (only possible when the locked bookings alone are unfair).
     """
     t0 = time.perf_counter() if started is None else started
     limit = DEFAULT_TIME_LIMIT if time_limit is None else max(0.0, float(time_limit))
@@ -100,13 +122,13 @@ def optimize(
         return deadline - time.perf_counter()
 
     t = time.perf_counter()
-    f = build_formulation(c)
+    f = build_formulation(c, fairness)
     stats["model_build_seconds"] = round(time.perf_counter() - t, 4)
     stats["arcs"] = c.n_arcs
     stats["rows"] = f.n_rows
 
     t = time.perf_counter()
-    f_lp = build_formulation(c)
+    f_lp = build_formulation(c, fairness)
     add_staffing_hull(f_lp)
     lp = solve_lp(f_lp, time_limit=None if deterministic else max(0.05, 0.5 * left()))
     stats["lp_seconds"] = round(time.perf_counter() - t, 4)
@@ -114,11 +136,16 @@ def optimize(
     stats["lp_bound"] = lp.bound
 
     A = c.n_arcs
-    candidates = [round_and_repair(c, None)]
+    found = [round_and_repair(c, None, fairness=fairness)]
+    if hint is not None:
+        found.append(round_and_repair(c, None, start=hint, fairness=fairness))
     if lp.optimal:
         caps = corner_caps(f_lp, lp.values)
-        candidates.append(round_and_repair(c, lp.values[:A], group_caps=caps))
-        candidates.append(round_and_repair(c, lp.values[:A]))
+        found.append(round_and_repair(c, lp.values[:A], group_caps=caps, fairness=fairness))
+        found.append(round_and_repair(c, lp.values[:A], fairness=fairness))
+    candidates = [a for a in found if a is not None]
+    if not candidates:
+        raise ValueError("min_group_rate cannot be met together with the locked bookings")
     scores = [score_of_arcs(c, a) for a in candidates]
     best_i = int(np.argmax(scores))
     arcs, score = candidates[best_i], scores[best_i]
@@ -165,6 +192,7 @@ def optimize(
             budget,
             seed=seed,
             target=lp.values[:A] if lp.optimal else None,
+            focus=focus,
             on_improve=lambda _v, s: improved(s),
         )
         values, score = out.values, out.objective

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slotalloc.compile import Compiled
+from slotalloc.solver.rule_group_fairness import GroupFairness, repair_group_fairness
 from slotalloc.state import Occupancy
 
 __all__ = ["round_and_repair"]
@@ -26,7 +27,8 @@ def round_and_repair(
     *,
     start: IntArray | None = None,
     group_caps: IntArray | None = None,
-) -> IntArray:
+    fairness: GroupFairness | None = None,
+) -> IntArray | None:
     """Chosen arcs (sorted) of a valid assignment guided by fractional arc values.
 
     Parameters
@@ -41,6 +43,15 @@ def round_and_repair(
     group_caps
         Tighter per-session group caps [S, G] for the LP-guided pass (e.g. the
         caregiver split the LP favours); the fill pass uses the true caps.
+    fairness
+        The opt-in group-fairness rule: the greedy result is then repaired to
+        meet it (:func:`~.rule_group_fairness.repair_group_fairness`).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The chosen arcs; None only when ``fairness`` is given and the repair
+        cannot meet it.
     """
     A = c.n_arcs
     gain = c.arc_coef + c.drop_cost[c.arc_req]
@@ -87,4 +98,7 @@ def round_and_repair(
             occ.add(s, size[r], groups[a], ch)
             placed[r] = True
             chosen.append(a)
-    return np.sort(np.array(chosen, dtype=np.int64))
+    arcs = np.sort(np.array(chosen, dtype=np.int64))
+    if fairness is None or fairness.satisfied(arcs):
+        return arcs
+    return repair_group_fairness(c, arcs, fairness)
