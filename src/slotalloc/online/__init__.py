@@ -10,7 +10,26 @@ package never imports a MIP or CP solver.
 
 from __future__ import annotations
 
-from slotalloc.online.allocator import Allocator, Cancellation, Decision, Placement
+from slotalloc.online.allocator import (
+    STATE_FORMAT,
+    Allocator,
+    Cancellation,
+    Decision,
+    GroupOccupancy,
+    Placement,
+    RequestStatus,
+    SessionOccupancy,
+)
 from slotalloc.online.replay import replay
 
-__all__ = ["Allocator", "Cancellation", "Decision", "Placement", "replay"]
+__all__ = [
+    "STATE_FORMAT",
+    "Allocator",
+    "Cancellation",
+    "Decision",
+    "GroupOccupancy",
+    "Placement",
+    "RequestStatus",
+    "SessionOccupancy",
+    "replay",
+]

@@ -58,7 +58,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from heapq import heapify, heappop, heapreplace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -78,7 +80,19 @@ from slotalloc.state import Occupancy
 if TYPE_CHECKING:
     from slotalloc.result import Result
 
-__all__ = ["Allocator", "Cancellation", "Decision", "Placement"]
+__all__ = [
+    "STATE_FORMAT",
+    "Allocator",
+    "Cancellation",
+    "Decision",
+    "GroupOccupancy",
+    "Placement",
+    "RequestStatus",
+    "SessionOccupancy",
+]
+
+#: Tag of the plain data of :meth:`Allocator.state`; :meth:`Allocator.restore` checks it.
+STATE_FORMAT = "slotalloc.online-state/1"
 
 # Request states.
 _IDLE = 0  # a request of the starting instance without a place: holds nothing, never waits
@@ -93,6 +107,10 @@ _UNKNOWN = -2
 # An arc is (session index, ((group, count), ...), rank): what the request
 # brings to that session, computed once when the request arrives.
 _Arc = tuple[int, tuple[tuple[int, int], ...], int]
+
+
+def _by_order(rec: _Req) -> int:
+    return rec.order
 
 
 class Placement(NamedTuple):
@@ -165,10 +183,139 @@ class Cancellation:
         )
 
 
+@dataclass(frozen=True)
+class RequestStatus:
+    """Where a request stands (:meth:`Allocator.status`).
+
+    Attributes
+    ----------
+    request
+        The request id.
+    session
+        The session held, or None.
+    waitlisted
+        Whether the request is on the waitlist.
+    cancelled
+        Whether the id is used but the request is gone: cancelled, or an id
+        carried in as used (``used_ids``, :meth:`Allocator.restore`).
+    """
+
+    request: str
+    session: str | None
+    waitlisted: bool
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class GroupOccupancy:
+    """One age group in one session (part of :class:`SessionOccupancy`).
+
+    Attributes
+    ----------
+    group
+        The age group's name.
+    taken
+        Children of this group placed in the session.
+    cap
+        The session's cap for this group.
+    ratio
+        Children per caregiver for this group.
+    caregivers_needed
+        This group's term of the session's caregiver need: ``ceil(taken /
+        ratio)`` with ``per_group`` staffing, the exact ``taken / ratio`` when
+        ``pooled``.
+    """
+
+    group: str
+    taken: int
+    cap: int
+    ratio: int
+    caregivers_needed: int | Fraction
+
+
+@dataclass(frozen=True)
+class SessionOccupancy:
+    """Places taken and caregivers needed in one session (:meth:`Allocator.occupancy`).
+
+    Attributes
+    ----------
+    session
+        The session id.
+    capacity
+        Places in the session.
+    taken
+        Children placed.
+    caregivers_available
+        The session's caregivers.
+    caregivers_needed
+        Caregivers the placed children need under the policy's staffing (an
+        int with ``per_group``, an exact fraction when ``pooled``).
+    staffing
+        ``"per_group"`` or ``"pooled"``.
+    requests
+        The requests holding a place, in request order (the order of
+        :meth:`Allocator.export`).
+    groups
+        One entry per age group, in policy order.
+    """
+
+    session: str
+    capacity: int
+    taken: int
+    caregivers_available: int
+    caregivers_needed: int | Fraction
+    staffing: str
+    requests: tuple[str, ...]
+    groups: tuple[GroupOccupancy, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The same as JSON data (exact fractions become floats).
+
+        Returns
+        -------
+        dict
+            The attributes by name, ``groups`` as a list of dicts.
+        """
+
+        def num(x: int | Fraction) -> int | float:
+            return int(x) if isinstance(x, int) else float(x)
+
+        return {
+            "session": self.session,
+            "capacity": self.capacity,
+            "taken": self.taken,
+            "caregivers_available": self.caregivers_available,
+            "caregivers_needed": num(self.caregivers_needed),
+            "staffing": self.staffing,
+            "requests": list(self.requests),
+            "groups": [
+                {
+                    "group": g.group,
+                    "taken": g.taken,
+                    "cap": g.cap,
+                    "ratio": g.ratio,
+                    "caregivers_needed": num(g.caregivers_needed),
+                }
+                for g in self.groups
+            ],
+        }
+
+
 class _Req:
     """One request the engine knows (plain slots: this is the hot path)."""
 
-    __slots__ = ("arc", "arcs", "id", "kids", "priority", "seq", "size", "source", "state")
+    __slots__ = (
+        "arc",
+        "arcs",
+        "id",
+        "kids",
+        "order",
+        "priority",
+        "seq",
+        "size",
+        "source",
+        "state",
+    )
 
     def __init__(
         self,
@@ -177,8 +324,10 @@ class _Req:
         arcs: list[_Arc],
         priority: int,
         source: Request | dict[str, Any],
+        order: int,
     ) -> None:
         self.id = rid
+        self.order = order
         self.kids = kids
         self.size = len(kids)
         self.arcs = arcs
@@ -198,6 +347,13 @@ class Allocator:
         The world (policy, sessions, children) and the places already held (its
         bookings, in file order). Its requests without a booking hold nothing,
         are not waitlisted, and their ids count as used. ``locked`` is ignored.
+    compiled
+        ``compile_instance(instance)`` when the caller has it already (saves
+        compiling again); it must be of this very instance.
+    used_ids
+        More request ids that count as used (a later book with one of them is
+        refused), e.g. the ids cancelled before a service moved to a new
+        starting instance. :meth:`status` reports them as cancelled.
 
     Raises
     ------
@@ -210,8 +366,15 @@ class Allocator:
     Thread-safe: each public method runs under one lock (see the module notes).
     """
 
-    def __init__(self, instance: Instance, *, compiled: Compiled | None = None) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        *,
+        compiled: Compiled | None = None,
+        used_ids: Iterable[str] = (),
+    ) -> None:
         self._setup(instance, compiled)
+        self._used.update(used_ids)
         held = [(b.request, b.session) for b in instance.bookings]
         self._hold_all(held, "bookings")
 
@@ -254,9 +417,13 @@ class Allocator:
         # requests
         self._used: set[str] = set()
         self._live: dict[str, _Req] = {}
-        for r in instance.requests:
+        for i, r in enumerate(instance.requests):
             self._used.add(r.id)
-            self._live[r.id] = _Req(r.id, (), [], r.priority, r)
+            self._live[r.id] = _Req(r.id, (), [], r.priority, r, i)
+        self._next_order = len(instance.requests)
+        self._start_ids: frozenset[str] = frozenset(self._live)
+        # The requests holding a place, per session (for occupancy()).
+        self._holders: list[dict[str, _Req]] = [{} for _ in range(self._S)]
         # waitlist: FIFO by sequence number, with indices by (session, group) and by child
         self._wait: dict[int, _Req] = {}
         self._wait_sg: list[dict[int, _Req]] = [{} for _ in range(self._S * self._G)]
@@ -352,6 +519,7 @@ class Allocator:
             rec.size = len(kids)
             rec.state = _HELD
             rec.arc = (s, groups, source.preferences.index(sid))
+            self._holders[s][rid] = rec
 
     @classmethod
     def from_result(cls, instance: Instance, result: Result) -> Allocator:
@@ -449,11 +617,14 @@ class Allocator:
     def _settle(self, promoted: list[_Req]) -> list[Placement]:
         sid = self._session_ids
         out: list[Placement] = []
+        holders = self._holders
         for rec in promoted:
             self._dequeue(rec)
             rec.state = _HELD
             assert rec.arc is not None
-            out.append(Placement(rec.id, sid[rec.arc[0]]))
+            s = rec.arc[0]
+            holders[s][rec.id] = rec
+            out.append(Placement(rec.id, sid[s]))
         return out
 
     def _scan_after_free(self, s: int, freed: tuple[int, ...]) -> list[Placement]:
@@ -591,7 +762,9 @@ class Allocator:
                 self._forget_children(added)
             raise error from None
         # Nothing can fail from here on.
-        rec = _Req(rid, kids, _NO_ARCS, priority, source)
+        order = self._next_order
+        self._next_order = order + 1
+        rec = _Req(rid, kids, _NO_ARCS, priority, source, order)
         self._used.add(rid)
         self._live[rid] = rec
         occ = self._occ
@@ -620,6 +793,7 @@ class Allocator:
                 if open_[s * G + g] and try_add(s, 1, groups, kids):
                     rec.state = _HELD
                     rec.arc = arc
+                    self._holders[s][rid] = rec
                     return rec
                 arcs.append(arc)
         else:
@@ -629,6 +803,7 @@ class Allocator:
                 if try_add(arc[0], size, arc[1], kids):
                     rec.state = _HELD
                     rec.arc = arc
+                    self._holders[arc[0]][rid] = rec
                     return rec
         rec.arcs = arcs
         self._enqueue(rec)
@@ -696,6 +871,7 @@ class Allocator:
         assert arc is not None
         s = arc[0]
         self._occ.remove(s, rec.size, arc[1], rec.kids)
+        del self._holders[s][rid]
         rec.state = _IDLE
         return self._session_ids[s], self._scan_after_free(s, rec.kids)
 
@@ -740,6 +916,438 @@ class Allocator:
         """The waitlisted request ids, head first."""
         with self._lock:
             return [rec.id for rec in self._wait.values()]
+
+    def status(self, request_id: str) -> RequestStatus:
+        """Where a request stands: holding a place, waitlisted, cancelled, or holding nothing.
+
+        Parameters
+        ----------
+        request_id
+            Any request id.
+
+        Returns
+        -------
+        RequestStatus
+            ``session`` held (or None), ``waitlisted``, ``cancelled``. A starting
+            request without a booking holds nothing and is neither.
+
+        Raises
+        ------
+        UnknownRequestError
+            The id was never used (nor carried in as used).
+        """
+        with self._lock:
+            rec = self._live.get(request_id)
+            if rec is None:
+                if request_id in self._used:
+                    return RequestStatus(request_id, None, False, True)
+                raise UnknownRequestError(f"unknown request {request_id}")
+            state, arc = rec.state, rec.arc
+        if state == _HELD and arc is not None:
+            return RequestStatus(request_id, self._session_ids[arc[0]], False, False)
+        return RequestStatus(request_id, None, state == _WAITING, False)
+
+    def occupancy(self, session_id: str) -> SessionOccupancy:
+        """Places taken and caregivers needed in one session, by age group.
+
+        Read from the counts the engine keeps (no recomputation over requests).
+
+        Parameters
+        ----------
+        session_id
+            A session of the instance.
+
+        Returns
+        -------
+        SessionOccupancy
+            Totals, the holders in request order, and one entry per age group.
+
+        Raises
+        ------
+        UnknownSessionError
+            No such session.
+        """
+        s = self._sidx.get(session_id)
+        if s is None:
+            raise UnknownSessionError(f"unknown session {session_id!r}")
+        c = self._compiled
+        occ = self._occ
+        with self._lock:
+            counts = list(occ.group_taken[s])
+            need = occ.need[s]
+            holders = sorted(self._holders[s].values(), key=_by_order)
+        ratio = c.ratio.tolist()
+        caps = c.group_cap[s].tolist()
+        total: int | Fraction
+        groups = []
+        if c.pooled:
+            total = Fraction(need, c.pool_lcm)  # need is kept times lcm(ratios)
+            per = [Fraction(n, r) for n, r in zip(counts, ratio, strict=True)]
+        else:
+            total = need
+            per = [-(-n // r) for n, r in zip(counts, ratio, strict=True)]
+        for g, name in enumerate(c.group_names):
+            groups.append(GroupOccupancy(name, counts[g], caps[g], ratio[g], per[g]))
+        return SessionOccupancy(
+            session=session_id,
+            capacity=int(c.capacity[s]),
+            taken=sum(counts),
+            caregivers_available=int(c.caregivers[s]),
+            caregivers_needed=total,
+            staffing="pooled" if c.pooled else "per_group",
+            requests=tuple(r.id for r in holders),
+            groups=tuple(groups),
+        )
+
+    # ------------------------------------------------------------ explicit changes
+
+    def _prefs(self, rec: _Req) -> Sequence[str]:
+        src = rec.source
+        if isinstance(src, Request):
+            return src.preferences
+        prefs: Sequence[str] = src["preferences"]
+        return prefs
+
+    def _arc_to(self, rec: _Req, sid: str, where: str) -> _Arc:
+        """The arc of ``rec`` to session ``sid``, checking rules 1 and 2."""
+        s = self._sidx.get(sid)
+        if s is None:
+            raise UnknownSessionError(f"{where}: unknown session {sid!r}")
+        prefs = self._prefs(rec)
+        if sid not in prefs:
+            raise InvalidStateError(
+                f"{where}: rule 1 broken: {sid!r} is not one of the request's preferences."
+            )
+        counts: dict[int, int] = {}
+        for ci in rec.kids:
+            g = self._group(ci, s)
+            if g < 0:
+                raise InvalidStateError(f"{where}: rule 2 broken: a child is not eligible.")
+            counts[g] = counts.get(g, 0) + 1
+        return (s, tuple(sorted(counts.items())), list(prefs).index(sid))
+
+    def apply(
+        self,
+        moves: Iterable[tuple[str, str]] = (),
+        drops: Iterable[str] = (),
+        places: Iterable[tuple[str, str]] = (),
+    ) -> list[Placement]:
+        """Apply explicit changes at once (a rebalance), then one full waitlist scan.
+
+        All the changes are checked together against FORMAT §2 rules 1-5 and 7
+        (the places they leave must form a valid assignment), and either all
+        happen or none does. Then the dropped requests join the end of the
+        waitlist, in request order, and the waitlist is scanned once from its
+        head as after a cancellation (:meth:`full_scan`): the moves and drops
+        may have freed places.
+
+        Parameters
+        ----------
+        moves
+            (request, session): a request holding a place takes this other
+            session, one of its preferences, instead.
+        drops
+            Requests holding a place that give it up and join the waitlist.
+        places
+            (request, session): a waitlisted request takes this session, one of
+            its preferences, and leaves the waitlist.
+
+        Returns
+        -------
+        list of Placement
+            The promotions of the waitlist scan, in waitlist order.
+
+        Raises
+        ------
+        UnknownRequestError
+            A request id that is not known.
+        UnknownSessionError
+            A session id that is not known.
+        InvalidStateError
+            A moved or dropped request holds no place, a placed one is not
+            waitlisted, a request is named twice (rule 7), a target is not a
+            preference (rule 1) or not eligible (rule 2), or the places the
+            changes leave break rule 3, 4 or 5. Nothing was changed.
+        """
+        with self._lock:
+            out = self._apply(list(moves), list(drops), list(places))
+            self._ops += 1
+        return out
+
+    def _apply(
+        self, moves: list[tuple[str, str]], drops: list[str], places: list[tuple[str, str]]
+    ) -> list[Placement]:
+        seen: set[str] = set()
+
+        def known(rid: str, what: str, want: int) -> _Req:
+            where = f"{what} {rid}"
+            if rid in seen:
+                raise InvalidStateError(f"{where}: rule 7 broken: the request is changed twice.")
+            seen.add(rid)
+            rec = self._live.get(rid)
+            if rec is None:
+                raise UnknownRequestError(f"unknown request {rid}")
+            if rec.state != want:
+                held = "holds no place" if want == _HELD else "is not waitlisted"
+                raise InvalidStateError(f"{where}: the request {held}.")
+            return rec
+
+        freed: list[_Req] = []
+        taking: list[tuple[_Req, _Arc, str]] = []
+        dropped: list[_Req] = []
+        for rid, sid in moves:
+            rec = known(rid, "move", _HELD)
+            freed.append(rec)
+            taking.append((rec, self._arc_to(rec, sid, f"move {rid}"), f"move {rid} to {sid!r}"))
+        for rid in drops:
+            rec = known(rid, "drop", _HELD)
+            freed.append(rec)
+            dropped.append(rec)
+        for rid, sid in places:
+            rec = known(rid, "place", _WAITING)
+            taking.append((rec, self._arc_to(rec, sid, f"place {rid}"), f"place {rid} in {sid!r}"))
+        # Rules 3-5 on the whole result: free first, then add one by one. Every
+        # rule is monotone, so the adds all succeed exactly when the final set
+        # of places is valid, whatever their order.
+        occ = self._occ
+        for rec in freed:
+            arc = rec.arc
+            assert arc is not None
+            occ.remove(arc[0], rec.size, arc[1], rec.kids)
+        added: list[tuple[_Req, _Arc]] = []
+        for rec, arc, where in taking:
+            broken = occ.violation(arc[0], rec.size, arc[1], rec.kids)
+            if broken is not None:
+                for r, a in reversed(added):
+                    occ.remove(a[0], r.size, a[1], r.kids)
+                for r in freed:
+                    a0 = r.arc
+                    assert a0 is not None
+                    occ.add(a0[0], r.size, a0[1], r.kids)
+                raise InvalidStateError(f"{where}: rule {broken} broken by the changes.")
+            occ.add(arc[0], rec.size, arc[1], rec.kids)
+            added.append((rec, arc))
+        # Valid: nothing can fail from here on.
+        holders = self._holders
+        for rec in freed:
+            assert rec.arc is not None
+            del holders[rec.arc[0]][rec.id]
+        for rec, arc, _where in taking:
+            if rec.state == _WAITING:
+                self._dequeue(rec)
+            rec.state = _HELD
+            rec.arc = arc
+            holders[arc[0]][rec.id] = rec
+        sidx = self._sidx
+        for rec in sorted(dropped, key=_by_order):
+            rec.arc = None
+            rec.arcs = self._arcs(rec.kids, [sidx[p] for p in self._prefs(rec)])
+            self._enqueue(rec)
+        return self._full_scan()
+
+    def full_scan(self) -> list[Placement]:
+        """Scan the whole waitlist once from its head (FORMAT §3, as after a cancellation).
+
+        Each waitlisted request feasible at that moment takes its first
+        feasible preference. Between operations no waitlisted request is
+        feasible (the engine's invariant, see the module notes), so this
+        promotes nobody unless the state was changed from outside the
+        operations; :meth:`apply` and :meth:`from_result` run it themselves.
+
+        Returns
+        -------
+        list of Placement
+            The promotions, in waitlist order (empty when the invariant holds).
+        """
+        with self._lock:
+            out = self._full_scan()
+            self._ops += 1
+        return out
+
+    # ------------------------------------------------------------ snapshots
+
+    def state(self) -> dict[str, Any]:
+        """The whole state as plain JSON data, for :meth:`restore` (e.g. a snapshot).
+
+        Lists and dicts of str/int/None only (``json.dumps`` takes it as is).
+        Requests of the starting instance are named by id; the others carry
+        their source as JSON.
+
+        Returns
+        -------
+        dict
+            ``format`` (:data:`STATE_FORMAT`), ``ops``, ``children`` (declared,
+            in order), ``requests`` (``[id, status, session, source]`` in request
+            order, status ``held``/``waitlisted``/``idle``), ``waitlist`` (ids,
+            head first), ``used`` (ids used by requests no longer present, sorted).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            Never (sources are already valid).
+        """
+        with self._lock:
+            recs = list(self._live.values())
+            held = [r.arc[0] if r.state == _HELD and r.arc is not None else -1 for r in recs]
+            states = [r.state for r in recs]
+            waitlist = [r.id for r in self._wait.values()]
+            live = self._live
+            gone = [rid for rid in self._used if rid not in live]
+            children = list(self._new_children)
+            ops = self._ops
+        start = self._start_ids
+        sid = self._session_ids
+        names = {_HELD: "held", _WAITING: "waitlisted", _IDLE: "idle"}
+        rows: list[list[Any]] = []
+        for r, s, st in zip(recs, held, states, strict=True):
+            src: Any
+            if r.id in start:
+                src = None
+            elif isinstance(r.source, Request):
+                src = r.source.model_dump(mode="json", exclude_none=True)
+            else:
+                src = r.source
+            rows.append([r.id, names[st], sid[s] if s >= 0 else None, src])
+        return {
+            "format": STATE_FORMAT,
+            "ops": ops,
+            "children": [
+                c.model_dump(mode="json", exclude_none=True) if isinstance(c, Child) else c
+                for c in children
+            ],
+            "requests": rows,
+            "waitlist": waitlist,
+            "used": sorted(gone),
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        instance: Instance,
+        state: Mapping[str, Any],
+        *,
+        compiled: Compiled | None = None,
+    ) -> Allocator:
+        """An Allocator in the state :meth:`state` gave, over the same starting instance.
+
+        No pydantic validation: the sources are kept as the JSON data they are
+        (as :func:`replay` does) and validated only by :meth:`export`. The
+        places held are still checked (rules 1-5 and 7), and so is the engine's
+        invariant that no waitlisted request is feasible.
+
+        Parameters
+        ----------
+        instance
+            The starting instance the state was built over.
+        state
+            What :meth:`state` returned (possibly through JSON).
+        compiled
+            ``compile_instance(instance)`` when the caller has it already.
+
+        Returns
+        -------
+        Allocator
+            Deciding every later operation as the saved one would.
+
+        Raises
+        ------
+        InvalidStateError
+            The data is malformed, of another format, names unknown requests,
+            children or sessions, its places break a rule, or a waitlisted
+            request is feasible.
+        """
+        self = cls.__new__(cls)
+        try:
+            self._restore(instance, compiled, state)
+        except InvalidStateError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise InvalidStateError(f"malformed allocator state: {e!r}") from e
+        return self
+
+    def _restore(
+        self, instance: Instance, compiled: Compiled | None, state: Mapping[str, Any]
+    ) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise InvalidStateError(f"not an allocator state of format {STATE_FORMAT}")
+        self._setup(instance, compiled)
+        cidx = self._cidx
+        for ch in state["children"]:
+            cid = ch["id"]
+            if type(cid) is not str or cid in cidx:
+                raise InvalidStateError(f"state: child {cid!r} is declared twice")
+            self._add_child(cid, dt.date.fromisoformat(ch["birth_date"]))
+            self._new_children.append(ch)
+        start = self._live
+        live: dict[str, _Req] = {}
+        self._live = live
+        used = self._used
+        sidx = self._sidx
+        occ = self._occ
+        holders = self._holders
+        group = self._group
+        waiting: dict[str, tuple[_Req, Sequence[str]]] = {}
+        for order, (rid, status, sid, src) in enumerate(state["requests"]):
+            where = f"state: request {rid!r}"
+            if rid in live:
+                raise InvalidStateError(f"{where} is listed twice")
+            source: Request | dict[str, Any]
+            if src is None:
+                source = start[rid].source
+                assert isinstance(source, Request)
+                kid_ids: Sequence[str] = source.children
+                prefs: Sequence[str] = source.preferences
+                priority = source.priority
+            else:
+                if rid in used or src["id"] != rid:
+                    raise InvalidStateError(f"{where}: id used twice or not its source's")
+                source = src
+                kid_ids, prefs, priority = (
+                    src["children"],
+                    src["preferences"],
+                    src.get("priority", 0),
+                )
+            rec = _Req(rid, tuple([cidx[c] for c in kid_ids]), _NO_ARCS, priority, source, order)
+            used.add(rid)
+            live[rid] = rec
+            if status == "held":
+                s = sidx[sid]
+                counts: dict[int, int] = {}
+                for ci in rec.kids:
+                    g = group(ci, s)
+                    if g < 0:
+                        raise InvalidStateError(f"{where}: rule 2 broken in {sid!r}")
+                    counts[g] = counts.get(g, 0) + 1
+                groups = tuple(sorted(counts.items()))
+                broken = occ.violation(s, rec.size, groups, rec.kids)
+                if broken is not None:
+                    raise InvalidStateError(f"{where}: rule {broken} broken in {sid!r}")
+                occ.add(s, rec.size, groups, rec.kids)
+                rec.state = _HELD
+                rec.arc = (s, groups, list(prefs).index(sid))  # ValueError: rule 1
+                holders[s][rid] = rec
+            elif status == "waitlisted":
+                waiting[rid] = (rec, prefs)
+            elif status != "idle" or src is not None:
+                raise InvalidStateError(f"{where}: status {status!r}")
+        for rid in state["waitlist"]:
+            rec, prefs = waiting.pop(rid)
+            rec.arcs = self._arcs(rec.kids, [sidx[p] for p in prefs])
+            self._enqueue(rec)
+        if waiting:
+            raise InvalidStateError(f"state: {next(iter(waiting))!r} is waitlisted out of the list")
+        used.update(state["used"])
+        self._ops = int(state["ops"])
+        self._next_order = len(live)
+        # The invariant the cancellation scan relies on: nobody waitlisted fits.
+        open_, G, fits = occ.open, self._G, occ.fits
+        for rec in self._wait.values():
+            for s, groups, _rank in rec.arcs:
+                base = s * G
+                if all(open_[base + g] for g, _k in groups) and fits(s, rec.size, groups, rec.kids):
+                    raise InvalidStateError(
+                        f"state: waitlisted {rec.id!r} fits {self._session_ids[s]!r}"
+                    )
 
     def export(self) -> tuple[Instance, Solution]:
         """The state as an instance and a solution (FORMAT §3 "State export").
