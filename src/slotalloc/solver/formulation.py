@@ -91,6 +91,11 @@ class Formulation(LinearModel):
     hull_vars: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     hull_sess: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     hull_corner: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    #: group fairness (opt-in): the z variables and their (session * G + group) pairs
+    fair_vars: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fair_pairs: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: children per home group of each arc, when the fairness rule is on [A, G]
+    fair_home: IntArray | None = None
 
     @classmethod
     def over_arcs(cls, c: Compiled) -> Formulation:
@@ -216,7 +221,8 @@ class Formulation(LinearModel):
         """A full assignment of the variables from chosen arcs.
 
         The staffing variables take the least value their rows allow,
-        ``ceil(n_{s,g} / ratio_g)``, which is feasible whenever the arcs are.
+        ``ceil(n_{s,g} / ratio_g)``, which is feasible whenever the arcs are;
+        the fairness counts ``z_{s,g}`` the value their link rows force.
         """
         c = self.c
         v = np.zeros(self.n_vars, dtype=np.int64)
@@ -230,4 +236,10 @@ class Formulation(LinearModel):
             pairs = self.staff_pairs
             ratio = c.ratio[pairs % G]
             v[self.staff_vars] = -(-n[pairs] // ratio)
+        if self.fair_vars.shape[0] and self.fair_home is not None:
+            G = c.n_groups
+            z = np.zeros(c.n_sessions * G, dtype=np.int64)
+            arc, g = np.nonzero(self.fair_home[chosen])
+            np.add.at(z, c.arc_sess[chosen[arc]] * G + g, self.fair_home[chosen[arc], g])
+            v[self.fair_vars] = z[self.fair_pairs]
         return v

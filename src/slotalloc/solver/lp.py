@@ -86,7 +86,9 @@ def _dual_bound(f: LinearModel, y: FloatArray) -> float:
     return total
 
 
-def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
+def solve_lp(
+    f: LinearModel, time_limit: float | None = None, *, dual_simplex: bool = False
+) -> LpRelaxation:
     """Solve the relaxation with GLOP; the bound is safe even if GLOP is inexact.
 
     Parameters
@@ -95,6 +97,10 @@ def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
         The formulation (integrality is dropped).
     time_limit
         Seconds for GLOP, or None for no limit (deterministic).
+    dual_simplex
+        Use GLOP's dual simplex. With the group-fairness rows (a few rows
+        coupling every session) the city LP takes ~2.5 s this way against
+        ~8.5 s with the default primal simplex.
 
     Returns
     -------
@@ -105,6 +111,8 @@ def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
     req = lpb.MPModelRequest()
     req.model.CopyFrom(_to_proto(f))
     req.solver_type = lpb.MPModelRequest.GLOP_LINEAR_PROGRAMMING
+    if dual_simplex:
+        req.solver_specific_parameters = "use_dual_simplex:true"
     if time_limit is not None:
         req.solver_time_limit_seconds = max(0.01, float(time_limit))
     helper = mbh.ModelSolverHelper("glop")

@@ -88,17 +88,23 @@ def restrict(m: LinearModel, free: BoolArray, values: IntArray) -> tuple[LinearM
 
 
 def free_variables(f: Formulation, requests: IntArray) -> BoolArray:
-    """Flags freeing every arc of these requests and the staffing of their sessions."""
+    """Flags freeing every arc of these requests and the per-session counts of their sessions.
+
+    The counts are the staffing ``y`` and, with the fairness rule, its ``z``;
+    the fairness rows then fold the fixed sessions' counts into their bounds.
+    """
     c = f.c
     free = np.zeros(f.n_vars, dtype=np.bool_)
     req_mask = np.zeros(c.n_requests, dtype=np.bool_)
     req_mask[requests] = True
     arcs = req_mask[c.arc_req] & ~c.locked[c.arc_req]
     free[: c.n_arcs] = arcs
+    touched = np.zeros(c.n_sessions, dtype=np.bool_)
+    touched[c.arc_sess[arcs]] = True
     if f.staff_vars.shape[0]:
-        touched = np.zeros(c.n_sessions, dtype=np.bool_)
-        touched[c.arc_sess[arcs]] = True
         free[f.staff_vars] = touched[f.staff_pairs // c.n_groups]
+    if f.fair_vars.shape[0]:
+        free[f.fair_vars] = touched[f.fair_pairs // c.n_groups]
     return free
 
 

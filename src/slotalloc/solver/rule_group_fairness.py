@@ -153,13 +153,49 @@ def group_service(c: Compiled, arcs: npt.ArrayLike) -> tuple[IntArray, IntArray]
 
 
 def add_group_fairness(f: Formulation, rule: GroupFairness) -> None:
-    """One row ``sum_a coef[a, g] x_a >= 0`` per group with demand."""
+    """The rule's rows, aggregated by session.
+
+    One integer ``z_{s,g}`` per (session, group) that could receive home-group
+    children, tied by ``z_{s,g} = sum_{a into s} h_{r(a),g} x_a``; then per
+    active group ``sum_{s,g'} z_{s,g'} (q D [g' = g] - p D_g) >= 0``. The
+    same rule as ``sum_a coef[a, g] x_a >= 0``, but the group rows run over
+    sessions, not arcs: GLOP solves the city LP in ~1.5 s instead of ~10 s
+    with rows over every arc.
+    """
     c = f.c
-    for g in np.flatnonzero(rule.active).tolist():
-        col = rule.coef[:, g]
-        nz = np.flatnonzero(col).astype(np.int64)
+    S, G = c.n_sessions, c.n_groups
+    h = rule.home[c.arc_req]
+    arc, g = np.nonzero(h)
+    key = c.arc_sess[arc] * G + g
+    n = h[arc, g]
+    reach = np.bincount(key, weights=n, minlength=S * G).astype(np.int64)
+    pairs = np.flatnonzero(reach > 0).astype(np.int64)
+    if pairs.shape[0] == 0:
+        return
+    z = f.new_int_vars(np.zeros(pairs.shape[0]), np.minimum(reach[pairs], 1 << 40))
+    f.fair_vars, f.fair_pairs, f.fair_home = z, pairs, h
+    f.add_grouped(
+        "group_fairness_link",
+        np.concatenate([pairs, key]),
+        np.concatenate([z, f.x(arc)]),
+        np.concatenate([np.ones_like(z), -n]),
+        S * G,
+        lo=0,
+        hi=0,
+        always=True,
+    )
+    p, q = rule.rate.numerator, rule.rate.denominator
+    D = int(rule.demand.sum())
+    zg = pairs % G
+    for gg in np.flatnonzero(rule.active).tolist():
+        coef = np.where(zg == gg, q * D, 0) - p * int(rule.demand[gg])
+        div = 0
+        for v in np.unique(np.abs(coef)).tolist():
+            div = gcd(div, int(v))
+        coef = coef // max(div, 1)
+        nz = np.flatnonzero(coef)
         ptr = np.array([0, nz.shape[0]], dtype=np.int64)
-        f.add_rows(f"group_fairness_{c.group_names[g]}", ptr, f.x(nz), col[nz], 0, INF)
+        f.add_rows(f"group_fairness_{c.group_names[gg]}", ptr, z[nz], coef[nz], 0, INF)
 
 
 def repair_group_fairness(c: Compiled, arcs: npt.ArrayLike, rule: GroupFairness) -> IntArray | None:
