@@ -38,6 +38,17 @@ that rebuild fails the allocator refuses every further operation
 recovers from the ledger in the same way. Rebuilding instead of undoing keeps
 one recovery path for a crash and for a failed commit.
 
+Snapshots and rebalances
+------------------------
+A snapshot is :meth:`Allocator.state() <slotalloc.online.Allocator.state>`
+(plain JSON: requests with status and source, declared children, waitlist
+order, used ids), zlib-compressed; recovery hands it to
+:meth:`Allocator.restore <slotalloc.online.Allocator.restore>`, which checks
+the places and the waitlist invariant without re-validating the sources. A
+rebalance is :meth:`Allocator.apply <slotalloc.online.Allocator.apply>`: all
+of its moves, drops and placements or none, then one full waitlist scan. So
+the Allocator is the only index of the state; this module adds the file.
+
 Refused operations are not logged
 ---------------------------------
 A :class:`~slotalloc.exceptions.BookingError` changes nothing, so the state and
@@ -74,19 +85,12 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Literal, NoReturn
 
-from slotalloc.compile import Compiled, compile_instance, group_of
-from slotalloc.exceptions import (
-    DuplicateRequestError,
-    InvalidStateError,
-    SlotallocError,
-    UnknownRequestError,
-    UnknownSessionError,
-)
+from slotalloc.compile import Compiled, compile_instance
+from slotalloc.exceptions import BookingError, InvalidStateError, SlotallocError
 from slotalloc.models import Booking, Child, Instance, Objective, Request, Solution
-from slotalloc.online import Allocator, Cancellation, Decision, Placement
+from slotalloc.online import Allocator, Cancellation, Decision, Placement, RequestStatus
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -416,33 +420,6 @@ class Ledger:
 
 # ---------------------------------------------------------------- the durable allocator
 
-_IDLE = "idle"
-_HELD = "held"
-_WAITING = "waitlisted"
-_CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class RequestStatus:
-    """Where a request stands.
-
-    Attributes
-    ----------
-    request
-        The request id.
-    session
-        The session held, or None.
-    waitlisted
-        Whether the request is on the waitlist.
-    cancelled
-        Whether the request was cancelled.
-    """
-
-    request: str
-    session: str | None
-    waitlisted: bool
-    cancelled: bool
-
 
 @dataclass(frozen=True)
 class RebalanceOutcome:
@@ -475,20 +452,21 @@ class RebalanceOutcome:
     stats: Mapping[str, Any] = field(default_factory=dict)
 
 
-class _Entry:
-    """Our own view of one request: the allocator has no per-request query."""
-
-    __slots__ = ("order", "session", "state")
-
-    def __init__(self, order: int, state: str, session: str | None) -> None:
-        self.order = order
-        self.state = state
-        self.session = session
-
-
 def _dump(model: Request | Child) -> dict[str, Any]:
     out: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
     return out
+
+
+def _book_result(d: Decision) -> dict[str, Any]:
+    return {"request": d.request, "session": d.session, "waitlisted": d.waitlisted}
+
+
+def _cancel_result(c: Cancellation) -> dict[str, Any]:
+    return {
+        "request": c.request,
+        "cancelled": True,
+        "promoted": [{"request": p.request, "session": p.session} for p in c.promoted],
+    }
 
 
 class DurableAllocator:
@@ -539,12 +517,11 @@ class DurableAllocator:
     ) -> None:
         self._lock = threading.RLock()
         self._start = instance
+        # Compiled once for every Allocator of this same instance (recovery builds new ones).
         self._compiled: Compiled = compile_instance(instance)
         self._snapshot_every = snapshot_every
         self._broken: str | None = None
         self._txn_depth = 0
-        self._pending: list[tuple[str, str, str]] = []
-        self._txn_seq0 = 0
         self._ledger = Ledger(db_path, instance, synchronous=synchronous)
         try:
             if full_check:
@@ -565,29 +542,11 @@ class DurableAllocator:
 
     # ------------------------------------------------------------ recovery
 
-    def _fresh_state(self) -> None:
-        inst = self._start
-        self._alloc = Allocator(inst, compiled=self._compiled)
-        self._entries: dict[str, _Entry] = {}
-        self._sources: dict[str, Request] = {}
-        self._holders: dict[str, dict[str, None]] = {s.id: {} for s in inst.sessions}
-        self._births: dict[str, dt.date] = {c.id: c.birth_date for c in inst.children}
-        self._declared: list[Child] = []
-        held = {b.request: b.session for b in inst.bookings}
-        for i, r in enumerate(inst.requests):
-            sid = held.get(r.id)
-            self._entries[r.id] = _Entry(i, _IDLE if sid is None else _HELD, sid)
-            self._sources[r.id] = r
-            if sid is not None:
-                self._holders[sid][r.id] = None
-        self._next_order = len(inst.requests)
-        self._seq = -1
-        self._hash = self._ledger.genesis
-        self._since_snapshot = 0
-
     def _recover(self, *, use_snapshots: bool = True) -> None:
         """Rebuild the in-memory state from the ledger (snapshot, then the rows after it)."""
-        self._fresh_state()
+        self._alloc = Allocator(self._start, compiled=self._compiled)
+        self._seq = -1
+        self._hash = self._ledger.genesis
         self.replayed_rows = 0
         snap = self._ledger.latest_snapshot() if use_snapshots else None
         if snap is not None:
@@ -596,8 +555,16 @@ class DurableAllocator:
                 raise LedgerCorruptError(
                     f"{self._ledger.path}: snapshot at row {seq} does not match the rows"
                 )
-            self._load_snapshot(state)
-            self._seq, self._hash = seq, h
+            if "allocator" in state:
+                self._alloc = self._load_snapshot(state["allocator"])
+                self._seq, self._hash = seq, h
+            else:
+                # An older snapshot layout: the rows alone rebuild the same state.
+                log.warning(
+                    "%s: snapshot at row %d has an older layout; replaying every row",
+                    self._ledger.path,
+                    seq,
+                )
         batch: list[Row] = []
         for row in self._ledger.rows(self._seq, self._hash):
             if row.kind in ("move", "drop", "place"):
@@ -622,9 +589,9 @@ class DurableAllocator:
             if row.kind == "book":
                 request = Request.model_validate(body["request"])
                 children = [Child.model_validate(c) for c in body.get("children", ())]
-                got: dict[str, Any] = self._apply_book(request, children)
+                got: dict[str, Any] = _book_result(self._alloc.book(request, children))
             elif row.kind == "cancel":
-                got = self._apply_cancel(body["request"])
+                got = _cancel_result(self._alloc.cancel(body["request"]))
             else:
                 raise LedgerCorruptError(f"row {row.seq}: unknown kind {row.kind!r}")
         except (SlotallocError, ValueError, KeyError) as e:
@@ -639,136 +606,15 @@ class DurableAllocator:
             )
 
     def _snapshot_state(self) -> dict[str, Any]:
-        # Cancelled requests only keep their id used: a bare list decodes far
-        # faster than one record each (most entries after a long run).
-        requests = []
-        cancelled = []
-        for rid, e in self._entries.items():
-            if e.state == _CANCELLED:
-                cancelled.append(rid)
-                continue
-            src = self._sources[rid]
-            requests.append([rid, e.order, e.state, e.session, _dump(src)])
-        return {
-            "seq": self._seq,
-            "next_order": self._next_order,
-            "declared": [_dump(c) for c in self._declared],
-            "requests": requests,
-            "cancelled": cancelled,
-            "waitlist": self._alloc.waitlist(),
-        }
+        return {"seq": self._seq, "allocator": self._alloc.state()}
 
-    def _load_snapshot(self, state: Mapping[str, Any]) -> None:
+    def _load_snapshot(self, state: Mapping[str, Any]) -> Allocator:
         try:
-            declared = [Child.model_validate(c) for c in state["declared"]]
-            entries: dict[str, _Entry] = {
-                rid: _Entry(-1, _CANCELLED, None) for rid in state["cancelled"]
-            }
-            sources: dict[str, Request] = {}
-            start_sources = self._sources
-            for rid, order, st, session, src in state["requests"]:
-                entries[rid] = _Entry(order, st, session)
-                known = start_sources.get(rid)
-                sources[rid] = known if known is not None else Request.model_validate(src)
-            waitlist = list(state["waitlist"])
-            next_order = int(state["next_order"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise LedgerCorruptError(f"{self._ledger.path}: malformed snapshot: {e}") from e
-        self._declared = declared
-        for c in declared:
-            self._births[c.id] = c.birth_date
-        self._entries = entries
-        self._sources = sources
-        self._next_order = next_order
-        promoted = self._rebuild(waitlist)
-        if promoted:
-            raise LedgerCorruptError(
-                f"{self._ledger.path}: snapshot inconsistent (waitlisted {promoted[0].request} "
-                "is feasible)"
-            )
+            return Allocator.restore(self._start, state, compiled=self._compiled)
+        except InvalidStateError as e:
+            raise LedgerCorruptError(f"{self._ledger.path}: bad snapshot: {e}") from e
 
-    def _rebuild(self, waitlist: Sequence[str]) -> list[Placement]:
-        """A new Allocator holding exactly the entries marked held, then ``waitlist`` in order.
-
-        Re-booking the waitlist in FIFO order is one full waitlist scan: each
-        feasible request takes its first feasible preference, the others rejoin
-        the waitlist in the same order. The placements it made are returned
-        (and recorded in the entries).
-        """
-        inst = self._start
-        in_order = sorted(self._entries.items(), key=lambda kv: kv[1].order)
-        standing = [self._sources[rid] for rid, e in in_order if e.state in (_HELD, _IDLE)]
-        bookings = [
-            Booking(request=rid, session=e.session)
-            for rid, e in in_order
-            if e.state == _HELD and e.session is not None
-        ]
-        world = Instance.model_construct(
-            format=inst.format,
-            name=inst.name,
-            policy=inst.policy,
-            objective=inst.objective,
-            sites=inst.sites,
-            sessions=inst.sessions,
-            children=tuple(inst.children) + tuple(self._declared),
-            requests=tuple(standing),
-            bookings=tuple(bookings),
-        )
-        alloc = Allocator(world, compiled=self._compiled)
-        promoted: list[Placement] = []
-        for rid in waitlist:
-            d = alloc.book(self._sources[rid])
-            if d.session is not None:
-                promoted.append(Placement(rid, d.session))
-        self._alloc = alloc
-        holders: dict[str, dict[str, None]] = {s.id: {} for s in inst.sessions}
-        for rid, e in in_order:
-            if e.state == _HELD and e.session is not None:
-                holders[e.session][rid] = None
-        for p in promoted:
-            e = self._entries[p.request]
-            e.state, e.session = _HELD, p.session
-            holders[p.session][p.request] = None
-        self._holders = holders
-        return promoted
-
-    # ------------------------------------------------------------ applying (lock held)
-
-    def _apply_book(self, request: Request, children: Sequence[Child]) -> dict[str, Any]:
-        rid = request.id
-        if rid in self._entries:
-            # Also catches ids used before a rebuild, which the new Allocator never saw.
-            raise DuplicateRequestError(f"request id {rid!r} was used before")
-        d = self._alloc.book(request, children)
-        for c in children:
-            if c.id not in self._births:
-                self._births[c.id] = c.birth_date
-                self._declared.append(c)
-        self._entries[rid] = _Entry(
-            self._next_order, _WAITING if d.session is None else _HELD, d.session
-        )
-        self._next_order += 1
-        self._sources[rid] = request
-        if d.session is not None:
-            self._holders[d.session][rid] = None
-        return {"request": rid, "session": d.session, "waitlisted": d.session is None}
-
-    def _apply_cancel(self, rid: str) -> dict[str, Any]:
-        c = self._alloc.cancel(rid)
-        e = self._entries[rid]
-        if e.session is not None:
-            del self._holders[e.session][rid]
-        e.state, e.session = _CANCELLED, None
-        del self._sources[rid]
-        for p in c.promoted:
-            pe = self._entries[p.request]
-            pe.state, pe.session = _HELD, p.session
-            self._holders[p.session][p.request] = None
-        return {
-            "request": rid,
-            "cancelled": True,
-            "promoted": [{"request": p.request, "session": p.session} for p in c.promoted],
-        }
+    # ------------------------------------------------------------ the lock held
 
     def _check_usable(self) -> None:
         if self._broken is not None:
@@ -884,13 +730,14 @@ class DurableAllocator:
         """
         with self._lock:
             self._check_usable()
-            result = self._apply_book(request, children)
+            d = self._alloc.book(request, children)
+            result = _book_result(d)
             body: dict[str, Any] = {"request": _dump(request)}
             if children:
                 body["children"] = [_dump(c) for c in children]
             seq = self._log("book", body, result)
             self._maybe_snapshot()
-        return Decision(request.id, result["session"], seq)
+        return Decision(d.request, d.session, seq)
 
     def cancel(self, request_id: str) -> Cancellation:
         """Cancel a request (FORMAT §3) and commit it to the ledger.
@@ -916,12 +763,10 @@ class DurableAllocator:
         """
         with self._lock:
             self._check_usable()
-            session = self._entries[request_id].session if request_id in self._entries else None
-            result = self._apply_cancel(request_id)
-            seq = self._log("cancel", {"request": request_id}, result)
+            c = self._alloc.cancel(request_id)
+            seq = self._log("cancel", {"request": request_id}, _cancel_result(c))
             self._maybe_snapshot()
-        promoted = [Placement(p["request"], p["session"]) for p in result["promoted"]]
-        return Cancellation(request_id, session, promoted, seq)
+        return Cancellation(c.request, c.session, c.promoted, seq)
 
     def status(self, request_id: str) -> RequestStatus:
         """Where a request stands (held, waitlisted, cancelled, or holding nothing).
@@ -932,18 +777,17 @@ class DurableAllocator:
             The id was never used.
         """
         with self._lock:
-            e = self._entries.get(request_id)
-            if e is None:
-                raise UnknownRequestError(f"unknown request {request_id}")
-            return RequestStatus(request_id, e.session, e.state == _WAITING, e.state == _CANCELLED)
+            return self._alloc.status(request_id)
 
     def held(self) -> dict[str, str]:
         """Request id -> session id of every place held."""
-        return self._alloc.held()
+        with self._lock:  # recovery may replace the Allocator
+            return self._alloc.held()
 
     def waitlist(self) -> list[str]:
         """The waitlisted request ids, head first."""
-        return self._alloc.waitlist()
+        with self._lock:
+            return self._alloc.waitlist()
 
     @property
     def session_ids(self) -> list[str]:
@@ -967,62 +811,27 @@ class DurableAllocator:
         Returns
         -------
         dict
-            ``session``, ``capacity``, ``taken``, ``caregivers_available``,
+            :meth:`slotalloc.online.SessionOccupancy.to_json`: ``session``,
+            ``capacity``, ``taken``, ``caregivers_available``,
             ``caregivers_needed`` (an exact fraction as a float when pooled),
-            ``requests`` (the holders) and ``groups``: per age group ``taken``,
-            ``cap`` and ``caregivers_needed``.
+            ``staffing``, ``requests`` (the holders, in request order) and
+            ``groups``: per age group ``group``, ``taken``, ``cap``, ``ratio``
+            and ``caregivers_needed``.
 
         Raises
         ------
         UnknownSessionError
             No such session.
         """
-        c = self._compiled
-        s = self._start.session_index.get(session_id)
-        if s is None:
-            raise UnknownSessionError(f"unknown session {session_id!r}")
         with self._lock:
-            holders = list(self._holders[session_id])
-            kids = [self._births[cid] for rid in holders for cid in self._sources[rid].children]
-        counts = [0] * c.n_groups
-        for born in kids:
-            g = group_of(c, born, s)
-            if g >= 0:
-                counts[g] += 1
-        ratio = c.ratio.tolist()
-        caps = c.group_cap[s].tolist()
-        groups = []
-        total_need = Fraction(0)
-        for g, name in enumerate(c.group_names):
-            n_g, r_g = counts[g], ratio[g]
-            need = Fraction(n_g, r_g) if c.pooled else Fraction(-(-n_g // r_g))
-            total_need += need
-            groups.append(
-                {
-                    "group": name,
-                    "taken": counts[g],
-                    "cap": caps[g],
-                    "ratio": ratio[g],
-                    "caregivers_needed": float(need) if c.pooled else int(need),
-                }
-            )
-        return {
-            "session": session_id,
-            "capacity": int(c.capacity[s]),
-            "taken": sum(counts),
-            "caregivers_available": int(c.caregivers[s]),
-            "caregivers_needed": float(total_need) if c.pooled else int(total_need),
-            "staffing": "pooled" if c.pooled else "per_group",
-            "requests": holders,
-            "groups": groups,
-        }
+            occ = self._alloc.occupancy(session_id)
+        return occ.to_json()
 
     def export(self) -> tuple[Instance, Solution]:
         """The FORMAT §3 state export, requests in the order they were first accepted.
 
-        The order is the same whether the state was built live, from a snapshot
-        or by a full replay (the Allocator alone would list the requests in the
-        order it was rebuilt in).
+        The same whether the state was built live, from a snapshot or by a
+        full replay (a snapshot keeps the Allocator's request order).
 
         Raises
         ------
@@ -1030,37 +839,18 @@ class DurableAllocator:
             Never for a state this engine built (it would mean a bug).
         """
         with self._lock:
-            inst, sol = self._alloc.export()
-            order = {rid: e.order for rid, e in self._entries.items()}
-            declared = list(self._declared)
-        requests = sorted(inst.requests, key=lambda r: order[r.id])
-        assignments = sorted(sol.assignments, key=lambda a: order[a.request])
-        out = Instance.model_validate(
-            {
-                **{k: getattr(inst, k) for k in ("format", "name", "policy", "objective")},
-                "sites": inst.sites,
-                "sessions": inst.sessions,
-                "children": tuple(self._start.children) + tuple(declared),
-                "requests": tuple(requests),
-                "bookings": (),
-            }
-        )
-        return out, sol.model_copy(update={"assignments": tuple(assignments)})
+            return self._alloc.export()
 
     # ------------------------------------------------------------ rebalancing
 
     def _solver_instance(self, allow_drops: bool) -> Instance:
         """The live requests (held and waitlisted) with the places held as unlocked bookings."""
         inst = self._start
-        live = sorted(
-            ((e.order, rid, e) for rid, e in self._entries.items() if e.state in (_HELD, _WAITING)),
-        )
-        requests = [self._sources[rid] for _, rid, _e in live]
-        bookings = [
-            Booking(request=rid, session=e.session)
-            for _, rid, e in live
-            if e.state == _HELD and e.session is not None
-        ]
+        state, sol = self._alloc.export()
+        waiting = set(self._alloc.waitlist())
+        held = {a.request for a in sol.assignments}
+        requests = [r for r in state.requests if r.id in held or r.id in waiting]
+        bookings = [Booking(request=a.request, session=a.session) for a in sol.assignments]
         objective = inst.objective
         if not allow_drops:
             # Make a drop cost more than any placement or move can gain, so an
@@ -1083,7 +873,7 @@ class DurableAllocator:
                 "objective": objective,
                 "sites": inst.sites,
                 "sessions": inst.sessions,
-                "children": tuple(inst.children) + tuple(self._declared),
+                "children": state.children,
                 "requests": tuple(requests),
                 "bookings": tuple(bookings),
             }
@@ -1167,11 +957,9 @@ class DurableAllocator:
             rows = [("move", {"request": r, "from": b, "to": a}) for r, b, a in moved]
             rows += [("drop", {"request": r, "from": b}) for r, b in dropped]
             rows += [("place", {"request": r, "to": a}) for r, a in placed]
-            saved = self._save_entries()
             try:
-                promoted = self._apply_rebalance([(k, b) for k, b in rows])
-            except InvalidStateError as e:
-                self._restore_entries(saved)
+                promoted = self._apply_rebalance(rows)
+            except (InvalidStateError, BookingError) as e:
                 raise RebalanceRejectedError(f"the solver's result is invalid: {e}") from e
             with self.transaction():
                 for kind, body in rows:
@@ -1185,66 +973,42 @@ class DurableAllocator:
             tuple(moved), tuple(dropped), tuple(placed), tuple(promoted), kept, seq, stats
         )
 
-    def _save_entries(self) -> tuple[Any, ...]:
-        return (
-            {rid: (e.state, e.session) for rid, e in self._entries.items()},
-            self._alloc,
-            self._holders,
-        )
-
-    def _restore_entries(self, saved: tuple[Any, ...]) -> None:
-        states, self._alloc, self._holders = saved
-        for rid, (st, sess) in states.items():
-            e = self._entries[rid]
-            e.state, e.session = st, sess
-
     def _apply_rebalance(self, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Placement]:
-        """Apply explicit move/drop/place entries, then one full waitlist scan.
+        """Apply explicit move/drop/place entries at once, then one full waitlist scan.
 
         Raises
         ------
         InvalidStateError
-            An entry does not fit the state (wrong session, not waitlisted) or
-            the places it leaves break a rule.
+            An entry does not fit the state (not holding its ``from``, not
+            waitlisted) or the places it leaves break a rule; nothing changed.
+        BookingError
+            An unknown request or session; nothing changed.
         """
-        waitlist = self._alloc.waitlist()
-        waiting = set(waitlist)
-        dropped: list[str] = []
-        placed: set[str] = set()
+        moves: list[tuple[str, str]] = []
+        drops: list[str] = []
+        places: list[tuple[str, str]] = []
+        alloc = self._alloc
         for kind, body in rows:
             rid = body["request"]
-            e = self._entries.get(rid)
             if kind in ("move", "drop"):
-                if e is None or e.state != _HELD or e.session != body["from"]:
+                # The row says where the place was: check it, so a replay cannot drift.
+                if alloc.status(rid).session != body["from"]:
                     raise InvalidStateError(f"{kind} {rid}: it does not hold {body['from']!r}")
                 if kind == "move":
-                    if body["to"] not in self._sources[rid].preferences:
-                        raise InvalidStateError(f"move {rid}: {body['to']!r} is not a preference")
-                    e.session = body["to"]
+                    moves.append((rid, body["to"]))
                 else:
-                    e.state, e.session = _WAITING, None
-                    dropped.append(rid)
+                    drops.append(rid)
             elif kind == "place":
-                if e is None or rid not in waiting or rid in placed:
-                    raise InvalidStateError(f"place {rid}: it is not waitlisted")
-                if body["to"] not in self._sources[rid].preferences:
-                    raise InvalidStateError(f"place {rid}: {body['to']!r} is not a preference")
-                e.state, e.session = _HELD, body["to"]
-                placed.add(rid)
+                places.append((rid, body["to"]))
             else:
                 raise InvalidStateError(f"unknown rebalance entry {kind!r}")
-        order = self._entries
-        dropped.sort(key=lambda r: order[r].order)
-        new_waitlist = [r for r in waitlist if r not in placed] + dropped
-        for rid in new_waitlist:
-            self._entries[rid].state = _WAITING
-        return self._rebuild(new_waitlist)
+        return alloc.apply(moves, drops, places)
 
     def _replay_rebalance(self, batch: Sequence[Row], scan: Row) -> None:
         rows = [(r.kind, json.loads(r.body)) for r in batch]
         try:
             promoted = self._apply_rebalance(rows)
-        except (InvalidStateError, KeyError) as e:
+        except (InvalidStateError, BookingError, KeyError) as e:
             raise LedgerCorruptError(
                 f"row {scan.seq}: stored rebalance refused on replay: {e}"
             ) from e
