@@ -79,6 +79,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     }
     if args.method is not None:
         kwargs["method"] = args.method
+    if args.min_group_rate is not None:
+        kwargs["min_group_rate"] = args.min_group_rate
     try:
         result = solve(instance, **kwargs)
     except ValueError as e:
@@ -93,6 +95,56 @@ def _cmd_solve(args: argparse.Namespace) -> int:
             f"-> {args.output}",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _rate(text: str) -> float:
+    """A rate in [0, 1] for ``--min-group-rate``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from slotalloc.io import load_instance
+    from slotalloc.plan import as_json, plan
+
+    instance = load_instance(args.instance)
+    if args.top < 1:
+        raise _Fail("slotalloc plan: --top must be at least 1.")
+    t0 = time.perf_counter()
+    try:
+        recs = plan(
+            instance,
+            top=args.top,
+            time_limit=args.time_limit,
+            seed=args.seed,
+            places=args.places,
+            min_group_rate=args.min_group_rate,
+        )
+    except ValueError as e:
+        raise _Fail(f"slotalloc plan: {e}.") from None
+    if args.json:
+        print(json.dumps(as_json(recs), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not recs:
+        print("no change found that serves more children")
+    for i, r in enumerate(recs, 1):
+        ch = r.change
+        what = {
+            "add_caregiver": f"+{ch.amount} caregiver at {ch.session}",
+            "add_places": f"+{ch.amount} places at {ch.session}",
+            "move_caregiver": f"move {ch.amount} caregiver {ch.source} -> {ch.session}",
+        }[ch.action]
+        print(f"{i:2d}. {what}: +{r.children} children, +{r.score} score (estimate {r.estimate})")
+    print(f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -379,7 +431,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--method", default=None, help="solver (default: the optimiser)")
     s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.add_argument(
+        "--min-group-rate",
+        type=_rate,
+        default=None,
+        help="fairness: every age group's service rate at least this share of the overall "
+        "rate (0..1; see docs/fairness.md)",
+    )
     s.set_defaults(run=_cmd_solve)
+
+    pl = sub.add_parser("plan", help="rank capacity changes by the unmet demand they serve")
+    pl.add_argument("instance")
+    pl.add_argument("--top", type=int, default=10)
+    pl.add_argument("--json", action="store_true", help="JSON list for `slotalloc report --plan`")
+    pl.add_argument(
+        "--time-limit", type=float, default=1.0, help="deterministic work units per solve"
+    )
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--places", type=int, default=5, help="places added by an add_places change")
+    pl.add_argument("--min-group-rate", type=_rate, default=None)
+    pl.set_defaults(run=_cmd_plan)
 
     v = sub.add_parser("verify", help="check a solution against an instance")
     v.add_argument("instance")

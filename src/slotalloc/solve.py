@@ -60,6 +60,7 @@ def solve(
     compiled: Compiled | None = None,
     min_group_rate: Fraction | float | None = None,
     hint: Hint | None = None,
+    focus: Iterable[str] | None = None,
 ) -> Result:
     """Allocate the instance's requests to sessions.
 
@@ -97,6 +98,9 @@ def solve(
         point (optimiser only), so with a valid hint the result scores at
         least as well. Requests or sessions it names that the instance lacks,
         and pairs that are not candidates, are ignored.
+    focus
+        Session ids the large-neighbourhood search re-optimises first (e.g.
+        the sessions a small change touched); unknown ids are ignored.
 
     Returns
     -------
@@ -132,6 +136,7 @@ def solve(
             method,
             min_group_rate,
             None if hint is None else hint_arcs(c, hint),
+            None if focus is None else _session_indices(c, focus),
         )
     if min_group_rate is not None:
         raise ValueError("min_group_rate needs the optimiser, not the fcfs baseline")
@@ -163,6 +168,7 @@ def _optimise(
     method: str,
     min_group_rate: Fraction | float | None,
     hint: npt.NDArray[np.int64] | None,
+    focus: npt.NDArray[np.int64] | None,
 ) -> Result:
     # Imported here so that importing slotalloc (e.g. the online engine) loads no solver.
     from slotalloc.solver.optimizer import optimize
@@ -188,6 +194,7 @@ def _optimise(
         started=None if deterministic else t0,
         fairness=fairness,
         hint=hint,
+        focus=focus,
     )
     stats.update(opt.stats)
     if fairness is not None:
@@ -219,3 +226,8 @@ def hint_arcs(compiled: Compiled, hint: Hint) -> npt.NDArray[np.int64]:
         if hit.shape[0]:
             arcs.append(lo + int(hit[0]))
     return np.array(arcs, dtype=np.int64)
+
+
+def _session_indices(compiled: Compiled, ids: Iterable[str]) -> npt.NDArray[np.int64]:
+    sidx = {s: i for i, s in enumerate(compiled.session_ids)}
+    return np.array([sidx[s] for s in ids if s in sidx], dtype=np.int64)
