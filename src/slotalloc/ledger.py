@@ -91,6 +91,7 @@ from slotalloc.compile import Compiled, compile_instance
 from slotalloc.exceptions import BookingError, InvalidStateError, SlotallocError
 from slotalloc.models import Booking, Child, Instance, Objective, Request, Solution
 from slotalloc.online import Allocator, Cancellation, Decision, Placement, RequestStatus
+from slotalloc.online.allocator import gc_paused
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -527,7 +528,8 @@ class DurableAllocator:
             if full_check:
                 self._ledger.quick_check()
             t0 = time.perf_counter()
-            self._recover(use_snapshots=use_snapshots)
+            with gc_paused():  # decoding and rebuilding make no cycles: skip the GC passes
+                self._recover(use_snapshots=use_snapshots)
             self.recovery_seconds = time.perf_counter() - t0
         except BaseException:
             self._ledger._close_quietly()

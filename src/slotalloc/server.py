@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query
@@ -206,29 +207,23 @@ def create_app(allocator: DurableAllocator) -> FastAPI:
     def status(request_id: str) -> dict[str, Any]:
         """Where a request stands."""
         try:
-            st = allocator.status(request_id)
+            return asdict(allocator.status(request_id))
         except UnknownRequestError as e:
             raise HTTPException(404, str(e)) from e
-        return {
-            "request": st.request,
-            "session": st.session,
-            "waitlisted": st.waitlisted,
-            "cancelled": st.cancelled,
-        }
 
     @app.get("/sessions")
     def sessions(
         id: Annotated[list[str] | None, Query(description="session ids; all when absent")] = None,
     ) -> dict[str, Any]:
         """Places taken, caregivers needed and available, by age group."""
-        ids = id if id else allocator.session_ids
-        out = []
-        for sid in ids:
-            try:
-                out.append(allocator.session_occupancy(sid))
-            except UnknownSessionError as e:
-                raise HTTPException(404, str(e)) from e
-        return {"sessions": out}
+        try:
+            return {
+                "sessions": [
+                    allocator.session_occupancy(sid) for sid in (id or allocator.session_ids)
+                ]
+            }
+        except UnknownSessionError as e:
+            raise HTTPException(404, str(e)) from e
 
     @app.get("/export")
     def export() -> dict[str, Any]:
