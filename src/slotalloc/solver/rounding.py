@@ -1,10 +1,11 @@
 """LP rounding with greedy repair: a valid incumbent close to the LP optimum, fast.
 
-Locked arcs first; then arcs in decreasing LP value (ties: larger score
-contribution first), each taken when its request is still unplaced and the
-occupancy says it fits; then a fill pass offering every unplaced request its
-arcs by decreasing contribution. Every step keeps the assignment valid, so the
-result is feasible whenever the locked bookings are.
+Locked arcs first; then the bookings where they are; then arcs in decreasing
+LP value (ties: larger score contribution first), each taken when its request
+is still unplaced and the occupancy says it fits; then a fill pass offering
+every unplaced request its arcs by decreasing contribution. Every step keeps
+the assignment valid, so the result is feasible whenever the locked bookings
+are.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def round_and_repair(
     order = [locked_arcs]
     if start is not None:
         order.append(np.asarray(start, dtype=np.int64))
+    # Bookings kept where they are before anyone else is placed: a drop costs
+    # as much as a hundred children served, and on a city with a caregiver cut,
+    # letting the LP order place first left tens of needless drops (and moves
+    # chained by moves) that the LNS never undid. The LNS still moves them.
+    keep = np.flatnonzero(c.arc_sess == c.booked_session[c.arc_req])
+    order.append(keep[np.lexsort((keep, -level[keep]))])
+    lp_from = sum(o.shape[0] for o in order)
     order.append(by_lp)
     guided = sum(o.shape[0] for o in order)
     order.append(by_gain)
@@ -92,7 +100,7 @@ def round_and_repair(
             continue
         ch = kids[cptr[r] : cptr[r + 1]]
         s = arc_sess[a]
-        if i < guided and any(taken[s][g] + k > caps[s][g] for g, k in groups[a]):
+        if lp_from <= i < guided and any(taken[s][g] + k > caps[s][g] for g, k in groups[a]):
             continue
         if occ.fits(s, size[r], groups[a], ch):
             occ.add(s, size[r], groups[a], ch)
