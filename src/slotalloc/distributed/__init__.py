@@ -54,8 +54,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: Seconds (or deterministic units) when the caller gives no limit.
 DEFAULT_TIME_LIMIT = 10.0
-#: Share of the budget for the first cut when a component is cut (rest: border pass).
-FIRST_CUT_SHARE = 0.65
+#: Share of the budget for the first cut when a component is cut (rest: border passes).
+FIRST_CUT_SHARE = 0.45
 #: Measured: the whole LP of 626k arcs (ten-city) takes ~46 s on one core.
 _LP_SECONDS_PER_ARC = 46.0 / 626_545
 
@@ -72,7 +72,7 @@ def solve_distributed(
     callback: Callable[[Progress], None] | None = None,
     compiled: Compiled | None = None,
     part_requests: int = 25_000,
-    border_passes: int = 1,
+    border_passes: int | None = None,
     _fault_marker: str | None = None,
 ) -> Result:
     """Allocate the instance's requests by solving parts of it on an executor.
@@ -108,7 +108,9 @@ def solve_distributed(
         Target requests per part (components are packed up to it, larger
         ones cut into parts of about this size).
     border_passes
-        Re-optimisation passes across the first cut's borders.
+        Re-optimisation passes across the first cut's borders, each part
+        hinted with the incumbent. Default: one when deterministic, else as
+        many as the time limit allows (at most 8).
     _fault_marker
         Test only: the first part's task kills its own worker on its first
         attempt (creating this file), to exercise retries.
@@ -141,8 +143,7 @@ def solve_distributed(
     c = compiled if compiled is not None else compile_instance(instance)
     if locked_conflicts(instance):
         # Nothing to distribute: the whole-instance solve explains the conflict.
-        return solve(instance, time_limit=limit, seed=seed, deterministic=deterministic,
-                     compiled=c)
+        return solve(instance, time_limit=limit, seed=seed, deterministic=deterministic, compiled=c)
 
     run = _Run(instance, c, t0, limit, seed, deterministic, callback)
     tables = InstanceTables(instance)
@@ -153,10 +154,13 @@ def solve_distributed(
         run.stats["executor"] = ex.name
         run.stats["workers"] = ex.workers
         run.first_cut(ex, dec, tables, _fault_marker)
-        for k in range(max(0, border_passes)):
-            if dec.giant:
-                run.border_pass(ex, dec, tables, k, border_passes)
         run.collect_bounds(ex, dec)
+        if dec.giant:
+            passes = border_passes if border_passes is not None else (1 if deterministic else 8)
+            for k in range(max(0, passes)):
+                if not deterministic and run.left() < 2.0:
+                    break
+                run.border_pass(ex, dec, tables, k, passes)
     finally:
         ex.close()
     return run.result(dec)
@@ -252,11 +256,16 @@ class _Run:
     # -------------------------------------------------------------- phases
 
     def payload(self, doc: dict[str, Any], tl: float, seed: int) -> dict[str, Any]:
-        return {"instance": doc, "time_limit": tl, "seed": seed,
-                "deterministic": self.deterministic}
+        return {
+            "instance": doc,
+            "time_limit": tl,
+            "seed": seed,
+            "deterministic": self.deterministic,
+        }
 
-    def first_cut(self, ex: Any, dec: Decomposition, tables: InstanceTables,
-                  fault: str | None) -> None:
+    def first_cut(
+        self, ex: Any, dec: Decomposition, tables: InstanceTables, fault: str | None
+    ) -> None:
         t = time.perf_counter()
         c = self.c
         # Bound tasks first, so their long LPs start at once.
@@ -265,8 +274,9 @@ class _Run:
             doc = tables.document(c, sess, reqs, name=f"{tables.head['name']}/component{comp}")
             tid = self.next_task
             self.next_task += 1
-            ex.submit(tid, {"instance": doc, "time_limit": 0.01, "seed": self.seed,
-                            "deterministic": True})
+            ex.submit(
+                tid, {"instance": doc, "time_limit": 0.01, "seed": self.seed, "deterministic": True}
+            )
             self.bound_tasks[tid] = comp
             lp_arcs += int(np.diff(c.req_arc_ptr)[reqs].sum())
         sizes = [int(np.diff(c.req_arc_ptr)[p.requests].sum()) for p in dec.parts]
@@ -309,8 +319,9 @@ class _Run:
         self.current[:] = -1
         self.current[self.c.arc_req[arcs]] = self.c.arc_sess[arcs]
 
-    def border_pass(self, ex: Any, dec: Decomposition, tables: InstanceTables, k: int,
-                    passes: int) -> None:
+    def border_pass(
+        self, ex: Any, dec: Decomposition, tables: InstanceTables, k: int, passes: int
+    ) -> None:
         t = time.perf_counter()
         c = self.c
         rng = np.random.default_rng([self.seed, k])
@@ -320,7 +331,13 @@ class _Run:
         for comp, members in sorted(dec.giant.items()):
             n = sum(1 for p in dec.parts if p.component == comp)
             for _, free, doc in border_parts(
-                self.instance, c, tables, members, n, self.current, angle=angle,
+                self.instance,
+                c,
+                tables,
+                members,
+                n,
+                self.current,
+                angle=angle,
                 name=f"{tables.head['name']}/border{k}-{comp}-",
             ):
                 if doc["sessions"] and free.shape[0]:
@@ -328,12 +345,20 @@ class _Run:
         sizes = [len(doc["requests"]) for _, doc in todo]
         share = (1.0 - FIRST_CUT_SHARE) / passes
         if not self.deterministic:
-            share = 1.0 / (passes - k)
+            # Passes of at least ~6 s per part: shorter ones spend their time on LPs.
+            per_pass = max(1.0, min(passes - k, self.left() * ex.workers / (6.0 * len(todo))))
+            share = 1.0 / per_pass
         limits = self.part_limits(sizes, share, ex.workers, 0)
+        sid = self.c.session_ids
+        rid = self.c.request_ids
         ids: dict[int, int] = {}
         for i, ((_, doc), tl) in enumerate(zip(todo, limits, strict=True)):
             ids[self.next_task] = i
-            ex.submit(self.next_task, self.payload(doc, tl, self.seed + 1000 * (k + 1) + i))
+            pl = self.payload(doc, tl, self.seed + 1000 * (k + 1) + i)
+            # Start from the incumbent: with a valid hint a part never scores worse.
+            mine = [self.rid[r["id"]] for r in doc["requests"]]
+            pl["hint"] = [[rid[r], sid[self.current[r]]] for r in mine if self.current[r] >= 0]
+            ex.submit(self.next_task, pl)
             self.next_task += 1
         answers: dict[int, dict[str, Any]] = {}
         for tid, out in ex.results(list(ids)):
@@ -356,8 +381,12 @@ class _Run:
         self.merge_check()
         self.progress()
         self.stats.setdefault("border_passes", []).append(
-            {"parts": len(todo), "accepted": accepted, "gain": gain,
-             "seconds": round(time.perf_counter() - t, 3)}
+            {
+                "parts": len(todo),
+                "accepted": accepted,
+                "gain": gain,
+                "seconds": round(time.perf_counter() - t, 3),
+            }
         )
 
     def collect_bounds(self, ex: Any, dec: Decomposition) -> None:
@@ -369,8 +398,12 @@ class _Run:
             comp = self.bound_tasks[tid]
             self.giant_bounds[comp] = out["bound"]
             self.stats.setdefault("bound_tasks", []).append(
-                {"component": comp, "seconds": out["seconds"], "bound": out["bound"],
-                 "lp_seconds": out["stats"].get("lp_seconds")}
+                {
+                    "component": comp,
+                    "seconds": out["seconds"],
+                    "bound": out["bound"],
+                    "lp_seconds": out["stats"].get("lp_seconds"),
+                }
             )
             # The bound task's own (LP-rounded) answer, where it beats the parts.
             alt = np.full(c.n_requests, -1, dtype=np.int64)
@@ -402,5 +435,6 @@ class _Run:
         status = Status.OPTIMAL if bound is not None and bound == score else Status.FEASIBLE
         if self.callback is not None:
             self.callback(Progress(score, bound, time.perf_counter() - self.t0))
-        return result_from_arcs(c, arcs, status=status, bound=bound, stats=self.stats,
-                                instance_name=self.instance.name)
+        return result_from_arcs(
+            c, arcs, status=status, bound=bound, stats=self.stats, instance_name=self.instance.name
+        )

@@ -168,7 +168,10 @@ def site_coordinates(instance: Instance, c: Compiled) -> tuple[IntArray, FloatAr
         lon = np.array([s.lon for s in sites if s is not None], dtype=np.float64)
         scale = math.cos(math.radians(float(np.mean(lat))))
         return session_unit, np.column_stack([lat, lon * scale])
-    keys = [((s.district or "") if s is not None else "", str(n)) for s, n in zip(sites, names)]
+    keys = [
+        ((s.district or "") if s is not None else "", str(n))
+        for s, n in zip(sites, names, strict=True)
+    ]
     order = sorted(range(U), key=keys.__getitem__)
     pos = np.empty(U, dtype=np.float64)
     pos[order] = np.arange(U, dtype=np.float64)
@@ -265,9 +268,7 @@ class InstanceTables:
             row = dict(self.requests[r])
             prefs = c.req_pref[c.req_pref_ptr[r] : c.req_pref_ptr[r + 1]].tolist()
             new = [sid[s] if inside[s] else self.closed[k] for k, s in enumerate(prefs)]
-            used_closed = max(
-                [used_closed] + [k + 1 for k, s in enumerate(prefs) if not inside[s]]
-            )
+            used_closed = max([used_closed] + [k + 1 for k, s in enumerate(prefs) if not inside[s]])
             row["preferences"] = new
             req_rows.append(row)
             child_set.update(c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist())
@@ -279,7 +280,7 @@ class InstanceTables:
                 s = int(c.booked_session[r])
                 k = prefs.index(s)
                 bookings.append(
-                    {"request": rid, "session": new[k], "locked": bool(b["locked"]) and inside[s]}
+                    {"request": rid, "session": new[k], "locked": bool(b["locked"] and inside[s])}
                 )
         if used_closed and sess_rows:
             model = sess_rows[0]
@@ -447,11 +448,13 @@ def decompose(
     for comp in (int(i) for i in np.flatnonzero(cuts > 1)):
         sess, reqs = members(comp)
         dec.giant[comp] = (sess, reqs)
-        for p_sess, p_reqs, pin in _geographic(c, sess, reqs, session_unit, xy, arcs_per_sess,
-                                                int(cuts[comp]), 0.0, dec.pinned):
+        for p_sess, p_reqs, pin in _geographic(
+            c, sess, reqs, session_unit, xy, arcs_per_sess, int(cuts[comp]), 0.0, dec.pinned
+        ):
             idx = len(parts)
-            doc = tables.document(c, p_sess, p_reqs, name=f"{tables.head['name']}/part{idx}",
-                                  pin=pin)
+            doc = tables.document(
+                c, p_sess, p_reqs, name=f"{tables.head['name']}/part{idx}", pin=pin
+            )
             parts.append(Part(idx, comp, False, p_sess, p_reqs, doc))
     return dec
 
@@ -469,8 +472,9 @@ def _geographic(
 ) -> list[tuple[IntArray, IntArray, dict[int, int]]]:
     """Cut one component's sessions by site position; requests follow their best arcs."""
     units = np.unique(session_unit[sess])
-    unit_weight = np.bincount(session_unit[sess], weights=arcs_per_sess[sess],
-                              minlength=xy.shape[0])
+    unit_weight = np.bincount(
+        session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
+    )
     unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
     n_parts = min(n_parts, units.shape[0])
     unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
@@ -506,9 +510,13 @@ def _child_units(c: Compiled, reqs: IntArray) -> IntArray:
     pos[reqs] = np.arange(reqs.shape[0])
     sizes = np.diff(c.req_child_ptr)[reqs]
     rows_req = np.repeat(np.arange(reqs.shape[0], dtype=np.int64), sizes)
-    rows_child = np.concatenate(
-        [c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]] for r in reqs.tolist()]
-    ) if reqs.shape[0] else np.zeros(0, np.int64)
+    rows_child = (
+        np.concatenate(
+            [c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]] for r in reqs.tolist()]
+        )
+        if reqs.shape[0]
+        else np.zeros(0, np.int64)
+    )
     u, v = _star_edges(rows_child.astype(np.int64), rows_req)
     root = _union_find(reqs.shape[0], u, v)
     _, inv = np.unique(root, return_inverse=True)
@@ -560,8 +568,9 @@ def border_parts(
     session_unit, xy = site_coordinates(instance, c)
     arcs_per_sess = np.bincount(c.arc_sess, minlength=c.n_sessions).astype(np.float64)
     units = np.unique(session_unit[sess])
-    unit_weight = np.bincount(session_unit[sess], weights=arcs_per_sess[sess],
-                              minlength=xy.shape[0])
+    unit_weight = np.bincount(
+        session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
+    )
     unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
     n_parts = min(n_parts, units.shape[0])
     unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
@@ -668,8 +677,11 @@ def repair(c: Compiled, arcs: IntArray) -> tuple[IntArray, int]:
         minlength=c.n_children,
     )
     for child in np.flatnonzero(counts > 1).tolist():
-        mine = [a for a in c.child_arc[c.child_arc_ptr[child] : c.child_arc_ptr[child + 1]].tolist()
-                if a in keep]
+        mine = [
+            a
+            for a in c.child_arc[c.child_arc_ptr[child] : c.child_arc_ptr[child + 1]].tolist()
+            if a in keep
+        ]
         mine.sort(key=value, reverse=True)
         ok: list[int] = []
         used: set[int] = set()

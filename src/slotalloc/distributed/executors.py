@@ -47,7 +47,8 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
     Parameters
     ----------
     payload
-        ``{"instance": document, "time_limit", "seed", "deterministic"}`` and,
+        ``{"instance": document, "time_limit", "seed", "deterministic"}``,
+        optionally ``"hint"`` (``[request, session]`` pairs to start from) and,
         for tests only, ``"fault": {"marker": path}``: the first attempt (no
         marker file yet) creates the marker and kills its own process, as a
         crashed machine would.
@@ -69,16 +70,18 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
             fh.write(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
     # Imported here so that a worker pays for the solver only when it runs a task.
-    from slotalloc.models import Instance
+    from slotalloc.models import Assignment, Instance
     from slotalloc.solve import solve
 
     t0 = time.perf_counter()
     instance = Instance.model_validate(payload["instance"], strict=True)
+    hint = payload.get("hint")
     res = solve(
         instance,
         time_limit=payload["time_limit"],
         seed=int(payload.get("seed", 0)),
         deterministic=bool(payload.get("deterministic", False)),
+        hint=None if hint is None else [Assignment(request=r, session=s) for r, s in hint],
     )
     keep = ("lp_seconds", "lp_bound", "rounding_score", "strategy", "lns_steps", "arcs")
     return {
@@ -142,7 +145,9 @@ class ProcessExecutor:
         self.workers = max(1, workers or (os.cpu_count() or 1))
         self.max_retries = max_retries
         methods = multiprocessing.get_all_start_methods()
-        self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self._ctx = multiprocessing.get_context(
+            "forkserver" if "forkserver" in methods else "spawn"
+        )
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx)
         self._payload: dict[int, dict[str, Any]] = {}
         self._futures: dict[int, Future[dict[str, Any]]] = {}
@@ -210,8 +215,11 @@ class RayExecutor:
             if address is not None:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                         log_to_driver=False)
+                ray.init(
+                    num_cpus=workers or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
                 self._owns = True
         total = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, total) if workers else total
@@ -220,8 +228,9 @@ class RayExecutor:
         self._refs: dict[int, Any] = {}
 
     def submit(self, task_id: int, payload: dict[str, Any], cpus: int = 1) -> None:
-        opts = self._remote.options(num_cpus=cpus, max_retries=self.max_retries,
-                                    retry_exceptions=False)
+        opts = self._remote.options(
+            num_cpus=cpus, max_retries=self.max_retries, retry_exceptions=False
+        )
         self._refs[task_id] = opts.remote(payload)
 
     def results(self, task_ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
