@@ -747,8 +747,28 @@ class Allocator:
             raise DuplicateRequestError(f"request id {rid!r} was used before")
         cidx = self._cidx
         added: list[str] = []
-        if declared:
-            if len(declared) > 1 and len({d[0] for d in declared}) < len(declared):
+        if len(declared) == 1:
+            # One declared child (the usual book of a new family): one look-up, and
+            # _add_child inlined; the general loop below does the same in three passes.
+            cid, bd, src = declared[0]
+            ci = cidx.get(cid)
+            if ci is None:
+                birth = self._birth
+                cidx[cid] = len(birth)
+                birth.append(bd)
+                row = self._row_of_date.get(bd)
+                if row is None:
+                    row = self._row_of_date[bd] = [_UNKNOWN] * len(self._class_rep)
+                self._rows.append(row)
+                self._new_children.append(src)
+                added.append(cid)
+            elif self._birth[ci] != bd:
+                raise ChildConflictError(
+                    f"child {cid!r} is declared born {bd.isoformat()}, "
+                    f"but is known born {self._birth[ci].isoformat()}"
+                )
+        elif declared:
+            if len({d[0] for d in declared}) < len(declared):
                 seen: set[str] = set()
                 for cid, _bd, _src in declared:
                     if cid in seen:
@@ -770,7 +790,7 @@ class Allocator:
                     new_children.append(src)
                     added.append(cid)
         try:
-            kids = tuple([cidx[c] for c in kid_ids])
+            kids = (cidx[kid_ids[0]],) if len(kid_ids) == 1 else tuple([cidx[c] for c in kid_ids])
             sessions = [self._sidx[p] for p in pref_ids]
         except KeyError:
             error: BookingError
@@ -801,6 +821,7 @@ class Allocator:
             open_ = occ.open
             G = self._G
             arcs: list[_Arc] = []
+            keys: list[int] = []  # (session, group) index slots, for the waitlist below
             for rank, s in enumerate(sessions):
                 g = row[class_of[s]]
                 if g < 0:
@@ -809,15 +830,35 @@ class Allocator:
                     g = self._group(ci, s)
                     if g < 0:
                         continue
+                k = s * G + g
                 groups = single[g]
-                arc = (s, groups, rank)
                 # Rule 3 is the usual refusal, and Occupancy.open answers it for one child.
-                if open_[s * G + g] and try_add(s, 1, groups, kids):
+                if open_[k] and try_add(s, 1, groups, kids):
                     rec.state = _HELD
-                    rec.arc = arc
+                    rec.arc = (s, groups, rank)
                     self._holders[s][rid] = rec
                     return rec
-                arcs.append(arc)
+                arcs.append((s, groups, rank))
+                keys.append(k)
+            # _enqueue inlined (nine books in ten end here on a busy day), with the
+            # index slots already computed.
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            rec.seq = seq
+            rec.state = _WAITING
+            rec.arcs = arcs
+            self._wait[seq] = rec
+            if keys:
+                wsg = self._wait_sg
+                for k in keys:
+                    wsg[k][seq] = rec
+                wc = self._wait_c
+                d = wc.get(ci)
+                if d is None:
+                    wc[ci] = {seq: rec}
+                else:
+                    d[seq] = rec
+            return rec
         else:
             arcs = self._arcs(kids, sessions)
             size = len(kids)
@@ -866,7 +907,12 @@ class Allocator:
         UnknownSessionError
             A preference names no session.
         """
-        declared = [(c.id, c.birth_date, c) for c in children] if children else ()
+        declared: Sequence[tuple[str, dt.date, Child]] = ()
+        if len(children) == 1:
+            c = children[0]
+            declared = ((c.id, c.birth_date, c),)
+        elif children:
+            declared = [(c.id, c.birth_date, c) for c in children]
         with self._lock:
             rec = self._admit(
                 request.id,
