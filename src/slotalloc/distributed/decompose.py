@@ -474,7 +474,7 @@ def _geographic(
     units = np.unique(session_unit[sess])
     unit_weight = np.bincount(
         session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
-    )
+    ).astype(np.float64)
     unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
     n_parts = min(n_parts, units.shape[0])
     unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
@@ -570,7 +570,7 @@ def border_parts(
     units = np.unique(session_unit[sess])
     unit_weight = np.bincount(
         session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
-    )
+    ).astype(np.float64)
     unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
     n_parts = min(n_parts, units.shape[0])
     unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
