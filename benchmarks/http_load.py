@@ -245,7 +245,13 @@ def write_results(cmd: str, rows: list[dict[str, Any]], restart: dict[str, Any] 
             f"| {restart['full_replay_s']} |",
             f"| from a snapshot at the head (clean shutdown) | {restart['snapshot_restore_s']} |",
         ]
-    RESULTS.write_text("\n".join(lines) + "\n")
+    # The crash-soak section is written by hand from benchmarks/crash_soak.py: keep it.
+    kept = ""
+    if RESULTS.exists():
+        old = RESULTS.read_text()
+        at = old.find("\n## Crash soak")
+        kept = old[at:] if at >= 0 else ""
+    RESULTS.write_text("\n".join(lines) + "\n" + kept)
 
 
 def main() -> int:
