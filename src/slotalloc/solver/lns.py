@@ -62,6 +62,7 @@ def large_neighbourhood_search(
     target: npt.ArrayLike | None = None,
     lanes: int = 2,
     focus: npt.ArrayLike | None = None,
+    movable: BoolArray | None = None,
     on_improve: Callable[[IntArray, int], None] | None = None,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
@@ -89,6 +90,9 @@ def large_neighbourhood_search(
         thread timing, so a deterministic budget stays reproducible.
     focus
         Sessions seeded first, in order (the rest follow the usual order).
+    movable
+        Per request: whether a neighbourhood may free it (all when None); the
+        others keep their incumbent values.
     on_improve
         Called with the new values and score after every improvement.
     """
@@ -103,6 +107,12 @@ def large_neighbourhood_search(
     # Popped from the end: the first focus session goes first.
     seeds: list[int] = [] if focus is None else np.asarray(focus, dtype=np.int64)[::-1].tolist()
     size = float(start_arcs)
+    # Grow over all arcs but keep only the movable requests: widen the reach so a
+    # neighbourhood still holds about ``size`` movable arcs.
+    widen = 1.0
+    if movable is not None:
+        share = float(movable[c.arc_req].mean()) if c.n_arcs else 1.0
+        widen = 1.0 / max(share, 0.05)
     steps = improving = 0
     spent = 0.0
     pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
@@ -134,7 +144,9 @@ def large_neighbourhood_search(
                 sd = seeds.pop()
                 if busy_s[sd]:
                     continue
-                reqs = graph.grow(sd, int(size), rng)
+                reqs = graph.grow(sd, int(size * widen), rng)
+                if movable is not None:
+                    reqs = reqs[movable[reqs]]
                 if hoods and reqs.shape[0]:
                     reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
                 if reqs.shape[0] == 0:

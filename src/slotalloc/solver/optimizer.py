@@ -51,6 +51,8 @@ DEFAULT_TIME_LIMIT = 10.0
 WHOLE_MODEL_ARCS = 2500
 #: Share of a wall-clock budget kept back for building the result.
 _RESERVE = 0.04
+#: Share of the search budget spent on the bookings alone when rebalancing.
+_REBALANCE_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,35 @@ def optimize(
         stats["strategy"] = "whole-model"
     else:
         budget = LnsBudget(dtime=limit) if deterministic else LnsBudget(deadline=deadline)
+        booked = c.drop_cost > 0
+        if fairness is None and booked.any() and not booked.all():
+            # Rebalancing: a drop costs as much as a hundred children served, and
+            # undoing one takes a chain of moves through other bookings. Searching
+            # the bookings alone first (unbooked requests out of the way, so the
+            # sub-models are small) finds those chains far more often than the
+            # full search; the unbooked requests are then filled in around them.
+            phase = _split(budget, limit, deadline, _REBALANCE_SHARE)
+            only = arcs[booked[c.arc_req[arcs]]]
+            first = large_neighbourhood_search(
+                f,
+                f.values_of_arcs(only),
+                score_of_arcs(c, only),
+                phase,
+                seed=seed,
+                focus=focus,
+                movable=booked,
+            )
+            kept = np.flatnonzero(first.values[:A]).astype(np.int64)
+            filled = round_and_repair(c, None, start=kept)
+            assert filled is not None  # no fairness rule here
+            filled_score = score_of_arcs(c, filled)
+            stats["rebalance_bookings_score"] = first.objective
+            if filled_score > score:
+                arcs, score = filled, filled_score
+                values = f.values_of_arcs(arcs)
+                improved(score)
+            if deterministic:
+                budget = LnsBudget(dtime=max(0.0, limit - first.dtime))
         out = large_neighbourhood_search(
             f,
             values,
@@ -212,3 +243,11 @@ def optimize(
     if on_progress is not None and bound is not None:
         on_progress(score, bound)
     return Optimum(arcs, score, bound, optimal, stats)
+
+
+def _split(budget: LnsBudget, limit: float, deadline: float, share: float) -> LnsBudget:
+    """The first ``share`` of what is left of a search budget."""
+    if budget.dtime is not None:
+        return LnsBudget(dtime=share * budget.dtime)
+    now = time.perf_counter()
+    return LnsBudget(deadline=now + share * max(0.0, deadline - now))
