@@ -336,10 +336,6 @@ class Part:
     requests: IntArray
     document: dict[str, Any]
 
-    @property
-    def n_arcs_hint(self) -> int:
-        return len(self.document["requests"])
-
 
 @dataclass
 class Decomposition:
