@@ -177,3 +177,39 @@ def test_diff_counts_moves_drops_and_placements(
     out = capsys.readouterr().out
     assert f"dropped  {first['request']}: {first['session']}" in out
     assert "0 moved, 1 dropped, 0 newly placed" in out
+
+
+def test_solve_by_parts_in_process(tmp_path: Path) -> None:
+    out = tmp_path / "sol.json"
+    assert (
+        main(
+            [
+                "solve",
+                str(DATA / "sample-tight.json"),
+                "-o",
+                str(out),
+                "--quiet",
+                "--executor",
+                "inprocess",
+                "--deterministic",
+                "--time-limit",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert main(["verify", str(DATA / "sample-tight.json"), str(out)]) == 0
+
+
+def test_workers_without_executor_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sol.json"
+    assert (
+        main(
+            ["solve", str(DATA / "sample-small.json"), "-o", str(out), "--quiet", "--workers", "2"]
+        )
+        == 2
+    )
+    assert "--executor" in capsys.readouterr().err
+    assert not out.exists()

@@ -79,12 +79,20 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     }
     if args.method is not None:
         kwargs["method"] = args.method
+    if args.executor is not None:
+        kwargs.update(executor=args.executor, address=args.address, workers=args.workers)
+    elif args.address is not None or args.workers is not None:
+        raise _Fail("slotalloc solve: --address and --workers need --executor.")
     if args.min_group_rate is not None:
         kwargs["min_group_rate"] = args.min_group_rate
     try:
         result = solve(instance, **kwargs)
     except ValueError as e:
         raise _Fail(f"slotalloc solve: {e}.") from None
+    except ImportError as e:
+        raise _Fail(
+            f"slotalloc solve: {e}; for --executor ray: pip install 'slotalloc[ray]'."
+        ) from None
     if live:
         print(file=sys.stderr)
     _write(args.output, dump_json(result.to_solution()))
@@ -431,6 +439,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--method", default=None, help="solver (default: the optimiser)")
     s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.add_argument(
+        "--executor",
+        choices=["inprocess", "process", "ray"],
+        default=None,
+        help="solve by parts on an executor (default: one process)",
+    )
+    s.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
+    s.add_argument("--workers", type=int, default=None, help="parts solved at once")
     s.add_argument(
         "--min-group-rate",
         type=_rate,

@@ -61,6 +61,9 @@ def solve(
     min_group_rate: Fraction | float | None = None,
     hint: Hint | None = None,
     focus: Iterable[str] | None = None,
+    executor: Literal["inprocess", "process", "ray"] | None = None,
+    address: str | None = None,
+    workers: int | None = None,
 ) -> Result:
     """Allocate the instance's requests to sessions.
 
@@ -101,6 +104,12 @@ def solve(
     focus
         Session ids the large-neighbourhood search re-optimises first (e.g.
         the sessions a small change touched); unknown ids are ignored.
+    executor, address, workers
+        Solve by parts (independent components, large ones cut geographically)
+        on an executor: ``"inprocess"``, ``"process"`` (a local process pool) or
+        ``"ray"`` (``address`` of a cluster, or a local Ray with ``workers``
+        CPUs); see :func:`slotalloc.distributed.solve_distributed`. None
+        (default): one process.
 
     Returns
     -------
@@ -114,10 +123,34 @@ def solve(
     Raises
     ------
     ValueError
-        For an unknown method; a ``min_group_rate`` outside [0, 1], or given
+        For an unknown method; ``executor`` with another method than the
+        optimiser or with ``min_group_rate``, ``hint`` or ``focus`` (not
+        supported across parts); ``address`` or ``workers`` without
+        ``executor``; a ``min_group_rate`` outside [0, 1], or given
         with ``method="fcfs"`` (the baseline follows FORMAT only), or that no
         starting assignment can meet together with the locked bookings.
     """
+    if executor is not None:
+        if method not in ("auto", "cp-sat"):
+            raise ValueError(f"executor {executor!r} needs the optimiser, not method {method!r}")
+        if min_group_rate is not None or hint is not None or focus is not None:
+            raise ValueError("min_group_rate, hint and focus are not supported with an executor")
+        # Imported here: the distributed package itself imports this module.
+        from slotalloc.distributed import solve_distributed
+
+        return solve_distributed(
+            instance,
+            executor=executor,
+            address=address,
+            workers=workers,
+            time_limit=time_limit,
+            seed=seed,
+            deterministic=deterministic,
+            callback=callback,
+            compiled=compiled,
+        )
+    if address is not None or workers is not None:
+        raise ValueError("address and workers need an executor")
     t0 = time.perf_counter()
     c = compiled if compiled is not None else compile_instance(instance)
     t_compile = time.perf_counter() - t0
