@@ -125,7 +125,9 @@ def _child(method: str, path: str, limit: float) -> None:
             sol = np.asarray(solver.response_proto.solution, dtype=np.int64) if ok else None
             arcs = np.flatnonzero(sol[: c.n_arcs]).tolist() if sol is not None else []
             b = solver.best_objective_bound
-            bound = int(np.floor(b + 1e-6 * abs(b) + 1e-6)) if np.isfinite(b) else None
+            # Without a solution CP-SAT may report a meaningless 0; trust its bound
+            # only when it ended with a solution.
+            bound = int(np.floor(b + 1e-6 * abs(b) + 1e-6)) if ok and np.isfinite(b) else None
         res = result_from_arcs(
             c,
             arcs,
