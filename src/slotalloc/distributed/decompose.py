@@ -455,6 +455,32 @@ def decompose(
     return dec
 
 
+def _session_parts(
+    c: Compiled,
+    sess: IntArray,
+    session_unit: IntArray,
+    xy: FloatArray,
+    arcs_per_sess: FloatArray,
+    n_parts: int,
+    angle: float,
+) -> tuple[IntArray, int]:
+    """Part of each session (-1 outside ``sess``) when its sites are cut by position.
+
+    Sites are weighted by their sessions' arcs; returns the parts and how many
+    there are (no more than the sites).
+    """
+    units = np.unique(session_unit[sess])
+    unit_weight = np.bincount(
+        session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
+    ).astype(np.float64)
+    unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
+    n_parts = min(n_parts, units.shape[0])
+    unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
+    sess_part = np.full(c.n_sessions, -1, dtype=np.int64)
+    sess_part[sess] = unit_part[session_unit[sess]]
+    return sess_part, n_parts
+
+
 def _geographic(
     c: Compiled,
     sess: IntArray,
@@ -467,15 +493,7 @@ def _geographic(
     pinned: dict[int, int],
 ) -> list[tuple[IntArray, IntArray, dict[int, int]]]:
     """Cut one component's sessions by site position; requests follow their best arcs."""
-    units = np.unique(session_unit[sess])
-    unit_weight = np.bincount(
-        session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
-    ).astype(np.float64)
-    unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
-    n_parts = min(n_parts, units.shape[0])
-    unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
-    sess_part = np.full(c.n_sessions, -1, dtype=np.int64)
-    sess_part[sess] = unit_part[session_unit[sess]]
+    sess_part, n_parts = _session_parts(c, sess, session_unit, xy, arcs_per_sess, n_parts, angle)
 
     # A request's part: its locked or booked session's, else its best arc's; all
     # requests sharing a child follow the plurality of their unit.
@@ -563,15 +581,7 @@ def border_parts(
     sess, reqs = comp
     session_unit, xy = site_coordinates(instance, c)
     arcs_per_sess = np.bincount(c.arc_sess, minlength=c.n_sessions).astype(np.float64)
-    units = np.unique(session_unit[sess])
-    unit_weight = np.bincount(
-        session_unit[sess], weights=arcs_per_sess[sess], minlength=xy.shape[0]
-    ).astype(np.float64)
-    unit_part = np.full(xy.shape[0], -1, dtype=np.int64)
-    n_parts = min(n_parts, units.shape[0])
-    unit_part[units] = split_sites(xy[units], unit_weight[units], n_parts, angle)
-    sess_part = np.full(c.n_sessions, -1, dtype=np.int64)
-    sess_part[sess] = unit_part[session_unit[sess]]
+    sess_part, n_parts = _session_parts(c, sess, session_unit, xy, arcs_per_sess, n_parts, angle)
 
     unit = _child_units(c, reqs)
     n_units = int(unit.max()) + 1 if unit.shape[0] else 0
