@@ -30,8 +30,7 @@ def test_import_has_no_side_effects() -> None:
         "hs = logging.getLogger('slotalloc').handlers\n"
         "assert any(isinstance(h, logging.NullHandler) for h in hs)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
 
