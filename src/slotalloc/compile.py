@@ -135,6 +135,20 @@ class Compiled:
         """Common multiple of the ratios: pooled need is compared as integers times it."""
         return math.lcm(*(int(r) for r in self.ratio))
 
+    def caregiver_need(self, counts: list[int]) -> tuple[int, int]:
+        """Caregivers a session needs for ``counts`` children per group, as (need, scale).
+
+        ``need / scale`` is the exact figure: ``per_group`` staffing gives
+        ``sum ceil(n_g / ratio_g)`` with scale 1; ``pooled`` gives
+        ``sum n_g * (L / ratio_g)`` with scale ``L = lcm(ratios)``. Compare
+        ``need`` with ``caregivers * scale``.
+        """
+        ratios = self.ratio.tolist()
+        if self.pooled:
+            scale = self.pool_lcm
+            return sum(n * (scale // r) for n, r in zip(counts, ratios, strict=True)), scale
+        return sum(-(-n // r) for n, r in zip(counts, ratios, strict=True)), 1
+
     @property
     def arc_size(self) -> IntArray:
         """Children per arc."""

@@ -95,13 +95,7 @@ class _Counts:
 
     def need(self, s: int, extra: list[int]) -> tuple[int, int]:
         """Caregivers needed with ``extra`` children per group added, and the scale."""
-        c = self.c
-        counts = [n + k for n, k in zip(self.groups[s], extra, strict=True)]
-        ratios = c.ratio.tolist()
-        if c.pooled:
-            scale = c.pool_lcm
-            return sum(n * (scale // r) for n, r in zip(counts, ratios, strict=True)), scale
-        return sum(-(-n // r) for n, r in zip(counts, ratios, strict=True)), 1
+        return self.c.caregiver_need([n + k for n, k in zip(self.groups[s], extra, strict=True)])
 
     def session_blockers(self, r: int, s: int) -> list[Blocker]:
         c = self.c

@@ -110,20 +110,9 @@ def _conflicts(c: Compiled, locked_reqs: list[int]) -> tuple[ConflictItem, ...]:
                         bookings=names,
                     )
                 )
-        if c.pooled:
-            scale = c.pool_lcm
-            need_scaled = sum(
-                n * (scale // int(r))
-                for n, r in zip(counts.tolist(), c.ratio.tolist(), strict=True)
-            )
-            over = need_scaled > int(c.caregivers[s]) * scale
-            need_text = f"{need_scaled}/{scale}"
-        else:
-            need = sum(
-                -(-n // int(r)) for n, r in zip(counts.tolist(), c.ratio.tolist(), strict=True)
-            )
-            over = need > int(c.caregivers[s])
-            need_text = str(need)
+        need, scale = c.caregiver_need(counts.tolist())
+        over = need > int(c.caregivers[s]) * scale
+        need_text = f"{need}/{scale}" if scale > 1 else str(need)
         if over:
             items.append(
                 ConflictItem(
