@@ -66,7 +66,9 @@ from fractions import Fraction
 from heapq import heapify, heappop, heapreplace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from slotalloc.compile import Compiled, compile_instance, group_of
+import numpy as np
+
+from slotalloc.compile import Compiled, _groups_vectorised, compile_instance
 from slotalloc.exceptions import (
     BookingError,
     ChildConflictError,
@@ -103,12 +105,12 @@ _WAITING = 2
 
 _NO_ARCS: list[Any] = []  # shared placeholder: a request's arcs matter only while it waits
 
-# Eligibility cache entry not computed yet (group_of answers a group or -1).
-_UNKNOWN = -2
-
 # An arc is (session index, ((group, count), ...), rank): what the request
 # brings to that session, computed once when the request arrives.
 _Arc = tuple[int, tuple[tuple[int, int], ...], int]
+
+
+_new = object.__new__
 
 
 def _by_order(rec: _Req) -> int:
@@ -324,7 +326,12 @@ class SessionOccupancy:
 
 
 class _Req:
-    """One request the engine knows (plain slots: this is the hot path)."""
+    """One request the engine knows (plain slots: this is the hot path).
+
+    No ``__init__``: calling a class with a Python ``__init__`` costs a frame,
+    about as much as all the slot stores together, so the admission path builds
+    it as ``_Req()`` and sets the slots itself; elsewhere :func:`_new_req`.
+    """
 
     __slots__ = (
         "arc",
@@ -332,32 +339,42 @@ class _Req:
         "id",
         "kids",
         "order",
-        "priority",
         "seq",
         "size",
         "source",
         "state",
     )
 
-    def __init__(
-        self,
-        rid: str,
-        kids: tuple[int, ...],
-        arcs: list[_Arc],
-        priority: int,
-        source: Request | dict[str, Any],
-        order: int,
-    ) -> None:
-        self.id = rid
-        self.order = order
-        self.kids = kids
-        self.size = len(kids)
-        self.arcs = arcs
-        self.priority = priority
-        self.source = source
-        self.state = _IDLE
-        self.arc: _Arc | None = None
-        self.seq = -1
+    id: str
+    order: int
+    kids: tuple[int, ...]
+    size: int
+    arcs: list[_Arc]
+    source: Request | dict[str, Any]
+    state: int
+    arc: _Arc | None
+    seq: int
+
+
+def _new_req(
+    rid: str,
+    kids: tuple[int, ...],
+    arcs: list[_Arc],
+    source: Request | dict[str, Any],
+    order: int,
+) -> _Req:
+    """A request holding nothing, not waitlisted (the slots :meth:`Allocator._admit` sets)."""
+    rec = _Req()
+    rec.id = rid
+    rec.order = order
+    rec.kids = kids
+    rec.size = len(kids)
+    rec.arcs = arcs
+    rec.source = source
+    rec.state = _IDLE
+    rec.arc = None
+    rec.seq = -1
+    return rec
 
 
 class Allocator:
@@ -396,7 +413,8 @@ class Allocator:
         used_ids: Iterable[str] = (),
     ) -> None:
         self._setup(instance, compiled)
-        self._used.update(used_ids)
+        live = self._live
+        self._gone.update(rid for rid in used_ids if rid not in live)
         held = [(b.request, b.session) for b in instance.bookings]
         self._hold_all(held, "bookings")
 
@@ -414,8 +432,8 @@ class Allocator:
         self._single: list[tuple[tuple[int, int], ...]] = [((g, 1),) for g in range(self._G)]
         # group_of reads a session only through its start date and its age range, so
         # sessions sharing those form one eligibility class: a child's group is
-        # asked of group_of once per class (on a representative session), not once
-        # per session. A city has hundreds of sessions but a handful of classes.
+        # computed once per class (on a representative session), not once per
+        # session. A city has hundreds of sessions but a handful of classes.
         classes: dict[tuple[int, ...], int] = {}
         self._class_of: list[int] = []
         self._class_rep: list[int] = []
@@ -425,6 +443,10 @@ class Allocator:
             if k == len(self._class_rep):
                 self._class_rep.append(s)
             self._class_of.append(k)
+        rep = np.asarray(self._class_rep, dtype=np.int64)
+        self._rep_date = c.sess_date[rep]
+        self._rep_lo = c.min_months[rep]
+        self._rep_hi = c.max_months[rep]
         self._occ = Occupancy(c)
         obj = instance.objective
         self._w = (obj.serve, obj.priority, obj.rank)
@@ -434,14 +456,15 @@ class Allocator:
         self._rows: list[list[int]] = []
         self._row_of_date: dict[dt.date, list[int]] = {}
         self._new_children: list[Child | dict[str, Any]] = []
+        dates = list(dict.fromkeys(ch.birth_date for ch in instance.children))
+        self._row_of_date.update(zip(dates, self._eligibility(dates), strict=True))
         for ch in instance.children:
             self._add_child(ch.id, ch.birth_date)
-        # requests
-        self._used: set[str] = set()
+        # requests: an id is used when it is live or gone (cancelled, or carried in)
         self._live: dict[str, _Req] = {}
+        self._gone: set[str] = set()
         for i, r in enumerate(instance.requests):
-            self._used.add(r.id)
-            self._live[r.id] = _Req(r.id, (), [], r.priority, r, i)
+            self._live[r.id] = _new_req(r.id, (), [], r, i)
         self._next_order = len(instance.requests)
         self._start_ids: frozenset[str] = frozenset(self._live)
         # The requests holding a place, per session (for occupancy()).
@@ -461,18 +484,35 @@ class Allocator:
         row = self._row_of_date.get(birth)
         if row is None:
             # Eligibility depends on the child only through its birth date: share the row.
-            row = self._row_of_date[birth] = [_UNKNOWN] * len(self._class_rep)
+            row = self._row_of_date[birth] = self._eligibility([birth])[0]
         self._rows.append(row)
         return ci
 
+    def _eligibility(self, dates: Sequence[dt.date]) -> list[list[int]]:
+        """Per birth date, its age group in each session class, or -1 (``group_of``).
+
+        Computed by the compiler's own vectorised formula, one numpy pass for all
+        the dates, when a birth date is first seen: the starting children's at
+        construction, a new one when a book declares it (a few microseconds; a
+        city's children share a thousand-odd birth dates). Calling ``group_of``
+        lazily instead cost about 5 µs per (birth date, class) pair on the booking
+        path.
+        """
+        n, k = len(dates), len(self._class_rep)
+        births = np.array([(d.year, d.month, d.day) for d in dates], dtype=np.int64)
+        groups = _groups_vectorised(
+            np.repeat(births.reshape(n, 3), k, axis=0),
+            np.tile(self._rep_date, (n, 1)),
+            np.tile(self._rep_lo, n),
+            np.tile(self._rep_hi, n),
+            self._compiled.month_group,
+        )
+        rows: list[list[int]] = groups.reshape(n, k).tolist()
+        return rows
+
     def _group(self, ci: int, s: int) -> int:
-        """The age group of child ``ci`` in session ``s``, or -1 (cached ``group_of``)."""
-        k = self._class_of[s]
-        row = self._rows[ci]
-        g = row[k]
-        if g == _UNKNOWN:
-            g = row[k] = group_of(self._compiled, self._birth[ci], self._class_rep[k])
-        return g
+        """The age group of child ``ci`` in session ``s``, or -1 (as ``group_of``)."""
+        return self._rows[ci][self._class_of[s]]
 
     def _arcs(self, kids: Sequence[int], sessions: Sequence[int]) -> list[_Arc]:
         """The eligible preferences of a request, in rank order, with their group counts."""
@@ -484,19 +524,16 @@ class Allocator:
             class_of = self._class_of
             for rank, s in enumerate(sessions):
                 g = row[class_of[s]]
-                if g < 0:
-                    if g != _UNKNOWN:
-                        continue
-                    g = self._group(ci, s)
-                    if g < 0:
-                        continue
-                arcs.append((s, single[g], rank))
+                if g >= 0:
+                    arcs.append((s, single[g], rank))
             return arcs
-        group = self._group
+        rows = [self._rows[ci] for ci in kids]
+        class_of = self._class_of
         for rank, s in enumerate(sessions):
+            k = class_of[s]
             counts: dict[int, int] = {}
-            for ci in kids:
-                g = group(ci, s)
+            for row in rows:
+                g = row[k]
                 if g < 0:
                     break
                 counts[g] = counts.get(g, 0) + 1
@@ -739,34 +776,36 @@ class Allocator:
         kid_ids: Sequence[str],
         pref_ids: Sequence[str],
         declared: Sequence[tuple[str, dt.date, Child | dict[str, Any]]],
-        priority: int,
         source: Request | dict[str, Any],
     ) -> _Req:
         """Check a book event, then place or waitlist it. Raises before changing anything."""
-        if rid in self._used:
+        if rid in self._live or rid in self._gone:
             raise DuplicateRequestError(f"request id {rid!r} was used before")
         cidx = self._cidx
-        added: list[str] = []
+        added: Sequence[str] = ()  # children added here, given back if the event is refused
+        one, one_ci = "", -1  # the one declared child and its index (no id is empty)
         if len(declared) == 1:
             # One declared child (the usual book of a new family): one look-up, and
             # _add_child inlined; the general loop below does the same in three passes.
-            cid, bd, src = declared[0]
-            ci = cidx.get(cid)
-            if ci is None:
+            one, bd, src = declared[0]
+            known = cidx.get(one)
+            if known is None:
                 birth = self._birth
-                cidx[cid] = len(birth)
+                one_ci = cidx[one] = len(birth)
                 birth.append(bd)
                 row = self._row_of_date.get(bd)
                 if row is None:
-                    row = self._row_of_date[bd] = [_UNKNOWN] * len(self._class_rep)
+                    row = self._row_of_date[bd] = self._eligibility([bd])[0]
                 self._rows.append(row)
                 self._new_children.append(src)
-                added.append(cid)
-            elif self._birth[ci] != bd:
+                added = (one,)
+            elif self._birth[known] != bd:
                 raise ChildConflictError(
-                    f"child {cid!r} is declared born {bd.isoformat()}, "
-                    f"but is known born {self._birth[ci].isoformat()}"
+                    f"child {one!r} is declared born {bd.isoformat()}, "
+                    f"but is known born {self._birth[known].isoformat()}"
                 )
+            else:
+                one_ci = known
         elif declared:
             if len({d[0] for d in declared}) < len(declared):
                 seen: set[str] = set()
@@ -776,29 +815,61 @@ class Allocator:
                     seen.add(cid)
             birth = self._birth
             for cid, bd, _src in declared:
-                ci = cidx.get(cid)
-                if ci is not None and birth[ci] != bd:
+                known = cidx.get(cid)
+                if known is not None and birth[known] != bd:
                     raise ChildConflictError(
                         f"child {cid!r} is declared born {bd.isoformat()}, "
-                        f"but is known born {birth[ci].isoformat()}"
+                        f"but is known born {birth[known].isoformat()}"
                     )
             # Taken now and given back below if the event is refused after all.
             new_children = self._new_children
+            new_ids: list[str] = []
             for cid, bd, src in declared:
                 if cid not in cidx:
                     self._add_child(cid, bd)
                     new_children.append(src)
-                    added.append(cid)
+                    new_ids.append(cid)
+            added = new_ids
+        sidx = self._sidx
+        G = self._G
+        open_ = self._occ.open
         try:
-            kids = (cidx[kid_ids[0]],) if len(kid_ids) == 1 else tuple([cidx[c] for c in kid_ids])
-            sessions = [self._sidx[p] for p in pref_ids]
+            if len(kid_ids) == 1:
+                # One child (nine requests in ten). First pass: every preference is
+                # looked up (an unknown one refuses the event before any change) and
+                # the eligible ones become arcs with their (session, group) index
+                # slots. ``first``: the first arc rule 3 leaves open for one child
+                # (Occupancy.open); rule 3 is the usual refusal, so a request with none
+                # is waitlisted without any try_add.
+                kid = kid_ids[0]
+                ci = one_ci if kid == one else cidx[kid]
+                row = self._rows[ci]
+                class_of = self._class_of
+                single = self._single
+                arcs: list[_Arc] = []
+                keys: list[int] = []
+                first = -1
+                for rank, p in enumerate(pref_ids):
+                    s = sidx[p]
+                    g = row[class_of[s]]
+                    if g < 0:
+                        continue
+                    k = s * G + g
+                    if first < 0 and open_[k]:
+                        first = len(keys)
+                    arcs.append((s, single[g], rank))
+                    keys.append(k)
+                kids: tuple[int, ...] = (ci,)
+            else:
+                kids = tuple([cidx[c] for c in kid_ids])
+                sessions = [sidx[p] for p in pref_ids]
         except KeyError:
             error: BookingError
             missing = [c for c in kid_ids if c not in cidx]
             if missing:
                 error = UnknownChildError(f"unknown child {missing[0]!r}")
             else:
-                bad = next(p for p in pref_ids if p not in self._sidx)
+                bad = next(p for p in pref_ids if p not in sidx)
                 error = UnknownSessionError(f"unknown session {bad!r}")
             if added:
                 self._forget_children(added)
@@ -806,46 +877,33 @@ class Allocator:
         # Nothing can fail from here on.
         order = self._next_order
         self._next_order = order + 1
-        rec = _Req(rid, kids, _NO_ARCS, priority, source, order)
-        self._used.add(rid)
+        rec = _Req()  # the slots of _new_req, set here without a call
+        rec.id = rid
+        rec.order = order
+        rec.kids = kids
+        rec.source = source
         self._live[rid] = rec
-        occ = self._occ
-        try_add = occ.try_add
         if len(kids) == 1:
-            # One child (nine requests in ten): arcs built and tried in the same pass,
-            # and a request placed at once never needs the rest of its arcs.
-            ci = kids[0]
-            row = self._rows[ci]
-            class_of = self._class_of
-            single = self._single
-            open_ = occ.open
-            G = self._G
-            arcs: list[_Arc] = []
-            keys: list[int] = []  # (session, group) index slots, for the waitlist below
-            for rank, s in enumerate(sessions):
-                g = row[class_of[s]]
-                if g < 0:
-                    if g != _UNKNOWN:
-                        continue
-                    g = self._group(ci, s)
-                    if g < 0:
-                        continue
-                k = s * G + g
-                groups = single[g]
-                # Rule 3 is the usual refusal, and Occupancy.open answers it for one child.
-                if open_[k] and try_add(s, 1, groups, kids):
-                    rec.state = _HELD
-                    rec.arc = (s, groups, rank)
-                    self._holders[s][rid] = rec
-                    return rec
-                arcs.append((s, groups, rank))
-                keys.append(k)
+            rec.size = 1
+            if first >= 0:
+                try_add = self._occ.try_add
+                for i in range(first, len(keys)):
+                    if open_[keys[i]]:
+                        arc = arcs[i]
+                        if try_add(arc[0], 1, arc[1], kids):
+                            rec.state = _HELD
+                            rec.arc = arc
+                            rec.arcs = _NO_ARCS
+                            rec.seq = -1
+                            self._holders[arc[0]][rid] = rec
+                            return rec
             # _enqueue inlined (nine books in ten end here on a busy day), with the
             # index slots already computed.
             seq = self._next_seq
             self._next_seq = seq + 1
             rec.seq = seq
             rec.state = _WAITING
+            rec.arc = None
             rec.arcs = arcs
             self._wait[seq] = rec
             if keys:
@@ -859,20 +917,30 @@ class Allocator:
                 else:
                     d[seq] = rec
             return rec
-        else:
-            arcs = self._arcs(kids, sessions)
-            size = len(kids)
-            for arc in arcs:
-                if try_add(arc[0], size, arc[1], kids):
+        size = rec.size = len(kids)
+        rec.arc = None
+        rec.arcs = _NO_ARCS
+        rec.seq = -1
+        rec.state = _IDLE
+        arcs = self._arcs(kids, sessions)
+        try_add = self._occ.try_add
+        for arc in arcs:
+            s, groups, _rank = arc
+            base = s * G
+            for g, _k in groups:
+                if not open_[base + g]:
+                    break  # one more child of group g does not fit s (rule 3): nor do these
+            else:
+                if try_add(s, size, groups, kids):
                     rec.state = _HELD
                     rec.arc = arc
-                    self._holders[arc[0]][rid] = rec
+                    self._holders[s][rid] = rec
                     return rec
         rec.arcs = arcs
         self._enqueue(rec)
         return rec
 
-    def _forget_children(self, ids: list[str]) -> None:
+    def _forget_children(self, ids: Sequence[str]) -> None:
         """Give back the children just added (a refused event changes nothing)."""
         for cid in ids:
             del self._cidx[cid]
@@ -907,31 +975,43 @@ class Allocator:
         UnknownSessionError
             A preference names no session.
         """
+        # Fields read from the models' __dict__, where pydantic keeps them: a plain
+        # attribute read goes through BaseModel.__getattr__'s slower path.
         declared: Sequence[tuple[str, dt.date, Child]] = ()
         if len(children) == 1:
             c = children[0]
-            declared = ((c.id, c.birth_date, c),)
+            f = c.__dict__
+            declared = ((f["id"], f["birth_date"], c),)
         elif children:
             declared = [(c.id, c.birth_date, c) for c in children]
-        with self._lock:
-            rec = self._admit(
-                request.id,
-                request.children,
-                request.preferences,
-                declared,
-                request.priority,
-                request,
-            )
+        f = request.__dict__
+        lock = self._lock
+        lock.acquire()  # not `with`: its __enter__/__exit__ look-ups cost more than these calls
+        try:
+            rec = self._admit(f["id"], f["children"], f["preferences"], declared, request)
             seq = self._ops
             self._ops = seq + 1
+        finally:
+            lock.release()
+        # Built without Decision.__init__ (a Python frame): the same four slots.
+        d = _new(Decision)
+        d.request = rec.id
         arc = rec.arc
-        return Decision(rec.id, None if arc is None else self._session_ids[arc[0]], seq)
+        if arc is None:
+            d.session = None
+            d.waitlisted = True
+        else:
+            d.session = self._session_ids[arc[0]]
+            d.waitlisted = False
+        d.sequence = seq
+        return d
 
     def _cancel(self, rid: str) -> tuple[str | None, list[Placement]]:
         rec = self._live.get(rid)
         if rec is None or rec.state == _IDLE:
             raise UnknownRequestError(f"unknown request {rid}")
         del self._live[rid]
+        self._gone.add(rid)
         if rec.state == _WAITING:
             self._dequeue(rec)
             return None, []
@@ -1007,7 +1087,7 @@ class Allocator:
         with self._lock:
             rec = self._live.get(request_id)
             if rec is None:
-                if request_id in self._used:
+                if request_id in self._gone:
                     return RequestStatus(request_id, None, False, True)
                 raise UnknownRequestError(f"unknown request {request_id}")
             state, arc = rec.state, rec.arc
@@ -1260,7 +1340,7 @@ class Allocator:
             states = [r.state for r in recs]
             waitlist = [r.id for r in self._wait.values()]
             live = self._live
-            gone = [rid for rid in self._used if rid not in live]
+            gone = [rid for rid in self._gone if rid not in live]
             children = list(self._new_children)
             ops = self._ops
         start = self._start_ids
@@ -1350,7 +1430,6 @@ class Allocator:
         start = self._live
         live: dict[str, _Req] = {}
         self._live = live
-        used = self._used
         sidx = self._sidx
         occ = self._occ
         holders = self._holders
@@ -1366,18 +1445,12 @@ class Allocator:
                 assert isinstance(source, Request)
                 kid_ids: Sequence[str] = source.children
                 prefs: Sequence[str] = source.preferences
-                priority = source.priority
             else:
-                if rid in used or src["id"] != rid:
+                if rid in start or src["id"] != rid:
                     raise InvalidStateError(f"{where}: id used twice or not its source's")
                 source = src
-                kid_ids, prefs, priority = (
-                    src["children"],
-                    src["preferences"],
-                    src.get("priority", 0),
-                )
-            rec = _Req(rid, tuple([cidx[c] for c in kid_ids]), _NO_ARCS, priority, source, order)
-            used.add(rid)
+                kid_ids, prefs = src["children"], src["preferences"]
+            rec = _new_req(rid, tuple([cidx[c] for c in kid_ids]), _NO_ARCS, source, order)
             live[rid] = rec
             if status == "held":
                 s = sidx[sid]
@@ -1405,7 +1478,8 @@ class Allocator:
             self._enqueue(rec)
         if waiting:
             raise InvalidStateError(f"state: {next(iter(waiting))!r} is waitlisted out of the list")
-        used.update(state["used"])
+        self._gone.update(state["used"])
+        self._gone.update(rid for rid in start if rid not in live)
         self._ops = int(state["ops"])
         self._next_order = len(live)
         # The invariant the cancellation scan relies on: nobody waitlisted fits.
@@ -1460,9 +1534,9 @@ class Allocator:
         sid = self._session_ids
         score = 0
         assignments = []
-        for r in recs:
+        for r, req in zip(recs, requests, strict=True):
             if r.state == _HELD and r.arc is not None:
-                score += r.size * (serve + w_priority * r.priority - w_rank * r.arc[2])
+                score += r.size * (serve + w_priority * req.priority - w_rank * r.arc[2])
                 assignments.append(Assignment(request=r.id, session=sid[r.arc[0]]))
         solution = Solution(
             instance=inst.name,

@@ -172,8 +172,9 @@ def _decisions(alloc: Allocator, lines: Iterable[str]) -> Iterator[dict[str, Any
                 cancel_id = event.request
         try:
             if book is not None:
-                with lock:
-                    rec = admit(*book)
+                rid, kids, prefs, declared, _priority, source = book
+                with lock:  # the priority counts only in the exported score (from the source)
+                    rec = admit(rid, kids, prefs, declared, source)
                 arc = rec.arc
                 yield {
                     "event": n,
