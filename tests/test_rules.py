@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from brute import brute_force
 from conftest import SAMPLE_FIGURES, sample_fcfs_solution, sample_instance
 from slotalloc import Instance, Result, Status, solve
 from slotalloc.verify import verify
@@ -213,3 +214,27 @@ def test_every_fcfs_solution_is_accepted_by_the_verifier(inst: Instance) -> None
     res = checked(inst)
     report_infeasible = res.status is Status.INFEASIBLE
     assert report_infeasible == bool(res.explanation)
+
+
+def test_rows_implied_by_request_once_are_left_out_and_the_rest_kept() -> None:
+    from slotalloc.compile import compile_instance
+    from slotalloc.solver.build import build_formulation
+
+    # k's one request spans two overlapping sessions: request-once covers both its
+    # overlap row and its cap row. j is in two requests: both rows stay.
+    inst = make(
+        [sess("a", 8, 12), sess("b", 9, 11), sess("c", 13, 14)],
+        {"k": OLDER, "j": OLDER},
+        [("rk", ["k"], ["a", "b", "c"]), ("rj1", ["j"], ["a", "c"]), ("rj2", ["j"], ["b"])],
+        policy={"preset": "cn-2019", "max_sessions_per_child": 1},
+    )
+    c = compile_instance(inst)
+    f = build_formulation(c)
+    blocks = {b.name: b for b in f.blocks}
+    req = {int(c.arc_req[v]) for v in blocks["overlap"].var.tolist()}
+    assert req == {c.request_ids.index("rj1"), c.request_ids.index("rj2")}
+    assert blocks["child_cap"].n_rows == 1
+    res = checked(inst, method="cp-sat", time_limit=2, deterministic=True)
+    assert res.status is Status.OPTIMAL
+    assert res.score == brute_force(inst)
+    assert len(placed(res)) == 2  # j keeps to one session (cap 1), k takes one

@@ -7,7 +7,6 @@ no proof in 30 s; so every sub-model of the search is solved that way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import numpy.typing as npt
 from ortools.sat.python import cp_model
 
 from slotalloc.solver.cpsat_model import set_hint, to_cp_model
-from slotalloc.solver.formulation import LinearModel
+from slotalloc.solver.formulation import LinearModel, safe_floor
 
 __all__ = ["CpRun", "run_cpsat"]
 
@@ -81,8 +80,8 @@ def run_cpsat(
         values = np.asarray(solver.response_proto.solution, dtype=np.int64)
         objective = int(m.obj @ values) + m.offset
     b = solver.best_objective_bound
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN) and math.isfinite(b):
-        bound = math.floor(b + 1e-6 * abs(b) + 1e-6)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
+        bound = safe_floor(b)
         if objective is not None and status == cp_model.OPTIMAL:
             bound = objective
     return CpRun(

@@ -13,6 +13,7 @@ Variables ``0 .. A-1`` are the candidate arcs ``x_a`` (indexing hidden behind
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,12 +21,19 @@ import numpy.typing as npt
 
 from slotalloc.compile import Compiled
 
-__all__ = ["INF", "Formulation", "LinearModel", "RowBlock", "group_rows"]
+__all__ = ["INF", "Formulation", "LinearModel", "RowBlock", "group_rows", "safe_floor"]
 
 IntArray = npt.NDArray[np.int64]
 
 #: Stands for an absent side of a row; far beyond any sum the model can reach.
 INF = 1 << 60
+
+
+def safe_floor(value: float) -> int | None:
+    """An integer bound from a float one: padded for rounding error, then rounded down."""
+    if not math.isfinite(value):
+        return None
+    return math.floor(value + 1e-6 * abs(value) + 1e-6)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from ortools.linear_solver import linear_solver_pb2 as lpb  # type: ignore[attr-defined]
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from slotalloc.solver.formulation import INF, LinearModel
+from slotalloc.solver.formulation import INF, LinearModel, safe_floor
 
 __all__ = ["LpRelaxation", "solve_lp"]
 
@@ -33,6 +33,7 @@ class LpRelaxation:
     """What the relaxation gives: a fractional point and a safe integer bound."""
 
     values: FloatArray  # one per variable of the formulation
+    duals: FloatArray  # one per row, signed so that the weak-duality bound holds with them
     objective: float
     bound: int | None  # None when GLOP did not reach an optimum
     optimal: bool
@@ -121,11 +122,11 @@ def solve_lp(
     n = f.n_vars
     if resp.status != lpb.MPSOLVER_OPTIMAL or len(resp.variable_value) != n:
         log.info("LP relaxation not solved: %s", lpb.MPSolverResponseStatus.Name(resp.status))
-        return LpRelaxation(np.zeros(n), math.nan, None, optimal=False)
+        return LpRelaxation(np.zeros(n), np.zeros(f.n_rows), math.nan, None, optimal=False)
     values = np.asarray(resp.variable_value, dtype=np.float64)
     y = np.asarray(resp.dual_value, dtype=np.float64)
-    safe = min(_dual_bound(f, y), _dual_bound(f, -y))
-    if not math.isfinite(safe):
-        return LpRelaxation(values, resp.objective_value, None, optimal=True)
-    bound = math.floor(safe + 1e-6 * abs(safe) + 1e-6)
-    return LpRelaxation(values, resp.objective_value, bound, optimal=True)
+    plus, minus = _dual_bound(f, y), _dual_bound(f, -y)
+    if minus < plus:
+        y = -y
+    bound = safe_floor(min(plus, minus))
+    return LpRelaxation(values, y, resp.objective_value, bound, optimal=True)

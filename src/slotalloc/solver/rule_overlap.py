@@ -4,15 +4,24 @@ For child k and clique Q of mutually overlapping sessions,
 ``sum_{a of k, sess(a) in Q} x_a <= 1``. Cliques of an interval graph cover
 every overlapping pair, and a session belongs to its own cliques, so the same
 session reached through two requests is caught too.
+
+A row whose arcs all belong to one request is left out: that request's own
+at-most-one (rule 7) already implies it. This drops most rows (a child with
+one request has none left), which GLOP's presolve would otherwise find as
+proportional rows at a cost of seconds on large instances.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from slotalloc.solver.formulation import Formulation, group_rows
 
-__all__ = ["add_overlap"]
+__all__ = ["add_overlap", "spans_requests"]
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def add_overlap(f: Formulation) -> None:
@@ -36,9 +45,12 @@ def add_overlap(f: Formulation) -> None:
     first = np.repeat(sess_ptr[s], reps)
     offs = np.arange(int(reps.sum()), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
     clique_e = sess_cliques[first + offs]
+    keys = child_e * Q + clique_e
+    keep = spans_requests(keys, c.arc_req[arc_e])
+    keys, arc_e = keys[keep], arc_e[keep]
     f.add_grouped(
         "overlap",
-        child_e * Q + clique_e,
+        keys,
         f.x(arc_e),
         np.ones_like(arc_e),
         c.n_children * Q,
@@ -46,3 +58,19 @@ def add_overlap(f: Formulation) -> None:
         min_terms=2,
         at_most_one=True,
     )
+
+
+def spans_requests(keys: IntArray, reqs: IntArray) -> BoolArray:
+    """Per entry: whether its row (entries with the same key) holds arcs of two or more requests."""
+    if keys.shape[0] == 0:
+        return np.zeros(0, dtype=np.bool_)
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    r = reqs[order]
+    starts = np.concatenate([[True], k[1:] != k[:-1]])
+    first = np.flatnonzero(starts)
+    group = np.cumsum(starts) - 1
+    multi = np.minimum.reduceat(r, first) != np.maximum.reduceat(r, first)
+    out = np.empty(keys.shape[0], dtype=np.bool_)
+    out[order] = multi[group]
+    return out

@@ -1,0 +1,39 @@
+"""Best score by plain enumeration: the ground truth tiny instances are checked against."""
+
+from __future__ import annotations
+
+from slotalloc.compile import compile_instance
+from slotalloc.models import Instance
+from slotalloc.state import Occupancy
+
+__all__ = ["brute_force"]
+
+
+def brute_force(instance: Instance) -> int | None:
+    """Best score by depth-first enumeration of valid assignments; None if infeasible."""
+    c = compile_instance(instance)
+    occ = Occupancy(c)
+    groups = [[(g, k) for g, k in enumerate(row) if k] for row in c.arc_groups.tolist()]
+    ptr = c.req_arc_ptr.tolist()
+    best: list[int | None] = [None]
+
+    def kids(r: int) -> list[int]:
+        return c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist()
+
+    def go(r: int, total: int) -> None:
+        if r == c.n_requests:
+            if best[0] is None or total > best[0]:
+                best[0] = total
+            return
+        size = int(c.req_size[r])
+        for a in range(ptr[r], ptr[r + 1]):
+            s = int(c.arc_sess[a])
+            if occ.fits(s, size, groups[a], kids(r)):
+                occ.add(s, size, groups[a], kids(r))
+                go(r + 1, total + int(c.arc_coef[a]))
+                occ.remove(s, size, groups[a], kids(r))
+        if not c.locked[r]:
+            go(r + 1, total - int(c.drop_cost[r]))
+
+    go(0, 0)
+    return best[0]

@@ -1,0 +1,184 @@
+"""The Lagrangian bound: exact per-session sub-problems, and never below the optimum."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from brute import brute_force
+from conftest import SAMPLE_FIGURES, sample_instance
+from slotalloc.compile import compile_instance
+from slotalloc.models import Instance
+from slotalloc.solver.build import build_formulation
+from slotalloc.solver.formulation import safe_floor
+from slotalloc.solver.lagrangian import (
+    Lagrangian,
+    improve_multipliers,
+    lagrangian_bound,
+    session_best,
+)
+from slotalloc.solver.lp import solve_lp
+from slotalloc.solver.rule_group_fairness import group_fairness
+from slotalloc.solver.rule_staffing_hull import add_staffing_hull
+from strategies import instances
+
+RATIO = [3, 5, 7]
+LCM = 105
+
+
+def _brute_session(
+    profit: list[float],
+    groups: list[list[int]],
+    forced: list[bool],
+    capacity: int,
+    group_cap: list[int],
+    caregivers: int,
+    pooled: bool,
+) -> float | None:
+    best: float | None = None
+    for bits in itertools.product((0, 1), repeat=len(profit)):
+        if any(f and not b for f, b in zip(forced, bits, strict=True)):
+            continue
+        n = [sum(b * g[k] for b, g in zip(bits, groups, strict=True)) for k in range(3)]
+        if sum(n) > capacity or any(n[k] > group_cap[k] for k in range(3)):
+            continue
+        if pooled:
+            if sum(n[k] * (LCM // RATIO[k]) for k in range(3)) > caregivers * LCM:
+                continue
+        elif sum(-(-n[k] // RATIO[k]) for k in range(3)) > caregivers:
+            continue
+        value = sum(b * p for b, p in zip(bits, profit, strict=True))
+        best = value if best is None else max(best, value)
+    return best
+
+
+arc = st.tuples(
+    st.integers(min_value=-20, max_value=100),
+    st.lists(st.integers(min_value=0, max_value=2), min_size=1, max_size=3),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    arcs=st.lists(arc, min_size=1, max_size=9),
+    capacity=st.integers(min_value=1, max_value=12),
+    group_cap=st.lists(st.integers(min_value=1, max_value=8), min_size=3, max_size=3),
+    caregivers=st.integers(min_value=0, max_value=4),
+    pooled=st.booleans(),
+)
+def test_session_sub_problem_is_solved_exactly(
+    arcs: list[tuple[int, list[int], bool]],
+    capacity: int,
+    group_cap: list[int],
+    caregivers: int,
+    pooled: bool,
+) -> None:
+    profit, groups, forced = [], [], []
+    for p, members, locked in arcs:
+        g = [0, 0, 0]
+        for k in members:
+            g[k] += 1
+        profit.append(float(p))
+        groups.append(g)
+        # At most two forced arcs, so that most cases stay feasible.
+        forced.append(locked and sum(forced) < 2)
+    got = session_best(
+        np.array(profit),
+        np.array(groups, dtype=np.int64),
+        np.array(forced),
+        capacity,
+        group_cap,
+        caregivers,
+        RATIO,
+        LCM if pooled else 0,
+        choose=True,
+    )
+    want = _brute_session(profit, groups, forced, capacity, group_cap, caregivers, pooled)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None and abs(got[0] - want) < 1e-9
+    # The arcs it names are a best set: forced ones in, rule 3 kept, the value reached.
+    bits = [0] * len(profit)
+    for i in got[1].tolist():
+        bits[i] = 1
+    keep = [f or b == 1 for f, b in zip(forced, bits, strict=True)]
+    assert keep == [b == 1 for b in bits]
+    alone = _brute_session(
+        [p * b for p, b in zip(profit, bits, strict=True)],
+        [g if b else [0, 0, 0] for g, b in zip(groups, bits, strict=True)],
+        [bool(b) for b in bits],
+        capacity,
+        group_cap,
+        caregivers,
+        pooled,
+    )
+    assert alone is not None and abs(alone - want) < 1e-9
+
+
+def _lp_model(inst: Instance):  # type: ignore[no-untyped-def]
+    f = build_formulation(compile_instance(inst))
+    add_staffing_hull(f)
+    return f, solve_lp(f)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+@given(instances(bookings=True), st.integers(min_value=0, max_value=2**32 - 1))
+def test_bound_is_never_below_the_optimum(inst: Instance, seed: int) -> None:
+    best = brute_force(inst)
+    if best is None:
+        return
+    f, lp = _lp_model(inst)
+    assert lp.optimal and lp.bound is not None
+    lag = lagrangian_bound(f, lp.duals)
+    assert lag is not None
+    # At the LP's duals the sub-problems are the LP's, made integral: never looser.
+    assert best <= lag <= lp.bound
+    # Weak duality holds for any multipliers, not only the LP's.
+    noise = np.random.default_rng(seed).exponential(2000.0, size=lp.duals.shape[0])
+    other = lagrangian_bound(f, noise)
+    assert other is None or other >= best
+    # Nor for the multipliers a subgradient search visits.
+    lag = Lagrangian(f)
+    value, _steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=5)
+    searched = safe_floor(value)
+    assert searched is not None and best <= searched <= start_bound(lag, lp)
+
+
+def start_bound(lag: Lagrangian, lp) -> int:  # type: ignore[no-untyped-def]
+    value = safe_floor(lag.evaluate(np.maximum(lp.duals[lag.rows], 0.0))[0])
+    assert value is not None
+    return value
+
+
+def test_multiplier_search_tightens_the_sample_bounds() -> None:
+    for name, (_fcfs, best, _ref) in SAMPLE_FIGURES.items():
+        f, lp = _lp_model(sample_instance(name))
+        lag = Lagrangian(f)
+        start = start_bound(lag, lp)
+        value, steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=30)
+        searched = safe_floor(value)
+        assert searched is not None and best <= searched <= start
+        assert steps > 0
+
+
+def test_samples_bound_between_optimum_and_lp() -> None:
+    for name, (_fcfs, best, _ref) in SAMPLE_FIGURES.items():
+        f, lp = _lp_model(sample_instance(name))
+        lag = lagrangian_bound(f, lp.duals)
+        assert lag is not None and lp.bound is not None
+        assert best <= lag <= lp.bound
+
+
+def test_fairness_rows_give_no_lagrangian_bound() -> None:
+    inst = sample_instance("sample-small")
+    c = compile_instance(inst)
+    f = build_formulation(c, group_fairness(c, 0.5))
+    lp = solve_lp(f, dual_simplex=True)
+    assert lagrangian_bound(f, lp.duals) is None
