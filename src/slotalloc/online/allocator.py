@@ -60,6 +60,7 @@ import contextlib
 import datetime as dt
 import gc
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -470,9 +471,11 @@ class Allocator:
         # The requests holding a place, per session (for occupancy()).
         self._holders: list[dict[str, _Req]] = [{} for _ in range(self._S)]
         # waitlist: FIFO by sequence number, with indices by (session, group) and by child
+        # (sequence numbers, ascending; see _enqueue and _dequeue)
         self._wait: dict[int, _Req] = {}
-        self._wait_sg: list[dict[int, _Req]] = [{} for _ in range(self._S * self._G)]
-        self._wait_c: dict[int, dict[int, _Req]] = {}
+        self._wait_sg: list[deque[int]] = [deque() for _ in range(self._S * self._G)]
+        self._sg_stale: list[int] = [0] * (self._S * self._G)
+        self._wait_c: dict[int, list[int]] = {}
         self._next_seq = 0
         self._ops = 0
         self.initial_promotions: list[Placement] = []
@@ -625,6 +628,14 @@ class Allocator:
     # ------------------------------------------------------------ waitlist
 
     def _enqueue(self, rec: _Req) -> None:
+        """Put a request at the end of the waitlist and of its index streams.
+
+        The streams hold sequence numbers, appended in increasing order. A
+        (session, group) stream is a deque that may keep *stale* numbers (of
+        requests that left the waitlist) in its interior, counted in
+        ``_sg_stale``; its head is always a waitlisted request (see
+        :meth:`_dequeue`). A child's stream is a short list kept exact.
+        """
         seq = self._next_seq
         self._next_seq = seq + 1
         rec.seq = seq
@@ -636,30 +647,53 @@ class Allocator:
             for s, groups, _rank in rec.arcs:
                 base = s * G
                 for g, _k in groups:
-                    wsg[base + g][seq] = rec
+                    wsg[base + g].append(seq)
             wc = self._wait_c
             for ci in rec.kids:
                 d = wc.get(ci)
                 if d is None:
-                    wc[ci] = {seq: rec}
+                    wc[ci] = [seq]
                 else:
-                    d[seq] = rec
+                    d.append(seq)
 
     def _dequeue(self, rec: _Req) -> None:
+        """Take a request off the waitlist (amortised O(its arcs + children)).
+
+        Leaving the head of a (session, group) stream (the usual promotion) pops
+        it and the stale numbers behind it, so a scan never starts on stale
+        ones; leaving its interior only counts one more stale number, and a
+        stream more than half stale is rebuilt (each rebuild is paid for by the
+        departures since the last one).
+        """
         seq = rec.seq
-        del self._wait[seq]
+        wait = self._wait
+        del wait[seq]
         if rec.arcs:
-            wsg, G = self._wait_sg, self._G
+            wsg, stale, G = self._wait_sg, self._sg_stale, self._G
             for s, groups, _rank in rec.arcs:
                 base = s * G
                 for g, _k in groups:
-                    del wsg[base + g][seq]
+                    k = base + g
+                    q = wsg[k]
+                    n = stale[k]
+                    if q[0] == seq:
+                        q.popleft()
+                        while n and q[0] not in wait:
+                            q.popleft()
+                            n -= 1
+                    else:
+                        n += 1
+                        if 2 * n > len(q):
+                            wsg[k] = deque([x for x in q if x in wait])
+                            n = 0
+                    stale[k] = n
             wc = self._wait_c
             for ci in rec.kids:
                 d = wc[ci]
-                del d[seq]
-                if not d:
+                if len(d) == 1:
                     del wc[ci]
+                else:
+                    d.remove(seq)
 
     def _full_scan(self) -> list[Placement]:
         """The literal scan over the whole waitlist (used once, by :meth:`from_result`)."""
@@ -691,8 +725,10 @@ class Allocator:
 
         Visits only the candidates (see the module notes), in FIFO order, by a
         merge of the index streams: one per age group with room left in ``s``,
-        one per freed child. Index dicts are not changed while iterated: the
-        promoted requests leave the waitlist after the scan.
+        one per freed child. The streams are not changed while iterated: the
+        promoted requests leave the waitlist after the scan. Stale numbers in a
+        stream (see :meth:`_enqueue`) are skipped; they are at most as many as
+        the waitlisted ones in it, and never at its head.
         """
         occ = self._occ
         G = self._G
@@ -700,9 +736,10 @@ class Allocator:
         streams: list[Any] = []
         group_of_stream: list[int] = []  # age group of a session stream, -1 for a child stream
         base = s * G
+        stale = self._sg_stale
         for g in range(G):
             d = wsg[base + g]
-            if d and occ.room_for_one(s, g):
+            if len(d) > stale[base + g] and occ.room_for_one(s, g):
                 streams.append(iter(d))
                 group_of_stream.append(g)
         wc = self._wait_c
@@ -737,7 +774,9 @@ class Allocator:
             if seq in visited:
                 continue
             visited.add(seq)
-            rec = wait[seq]
+            rec = wait.get(seq)
+            if rec is None:  # stale: the request left the waitlist
+                continue
             kids = rec.kids
             shares = False
             for ci in kids:
@@ -909,13 +948,13 @@ class Allocator:
             if keys:
                 wsg = self._wait_sg
                 for k in keys:
-                    wsg[k][seq] = rec
+                    wsg[k].append(seq)
                 wc = self._wait_c
                 d = wc.get(ci)
                 if d is None:
-                    wc[ci] = {seq: rec}
+                    wc[ci] = [seq]
                 else:
-                    d[seq] = rec
+                    d.append(seq)
             return rec
         size = rec.size = len(kids)
         rec.arc = None
