@@ -22,7 +22,7 @@ import numpy.typing as npt
 from slotalloc.compile import Compiled
 from slotalloc.solver.cpsat_run import CpRun, run_cpsat
 from slotalloc.solver.formulation import Formulation, LinearModel
-from slotalloc.solver.neighbourhood import SessionGraph, free_variables, restrict
+from slotalloc.solver.neighbourhood import Restrictor, SessionGraph, free_variables
 
 __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
 
@@ -99,6 +99,7 @@ def large_neighbourhood_search(
     c = f.c
     rng = np.random.default_rng(seed)
     graph = SessionGraph(c)
+    restrict = Restrictor(f)
     cur = values.copy()
     best = objective
     active = np.flatnonzero(np.bincount(c.arc_sess, minlength=c.n_sessions) > 0)
@@ -157,7 +158,7 @@ def large_neighbourhood_search(
                 continue
             jobs = []
             for reqs in hoods:
-                sub, idx = restrict(f, free_variables(f, reqs), cur)
+                sub, idx = restrict(free_variables(f, reqs), cur)
                 job = _Job(
                     sub, idx, cur[idx].copy(), int(rng.integers(1 << 30)), step_time, step_dtime
                 )

@@ -142,11 +142,7 @@ def optimize(
     t = time.perf_counter()
     f_lp = build_formulation(c, fairness)
     add_staffing_hull(f_lp)
-    lp = solve_lp(
-        f_lp,
-        time_limit=None if deterministic else max(0.05, 0.5 * left()),
-        dual_simplex=fairness is not None,
-    )
+    lp = solve_lp(f_lp, time_limit=None if deterministic else max(0.05, 0.5 * left()))
     stats["lp_seconds"] = round(time.perf_counter() - t, 4)
     bound = lp.bound
     stats["lp_bound"] = lp.bound
