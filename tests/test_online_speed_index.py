@@ -13,14 +13,17 @@ streams, many promotions and cancellations of waitlisted requests), that:
   indexed there (an eligible preference with a child of that group; a child).
 
 It also checks that a state restored from a snapshot taken mid-run decides the
-rest of the run identically.
+rest of the run identically, and that the eligibility rows the engine computes
+per birth date (vectorised) are ``group_of``'s answers.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from typing import Any
 
+from slotalloc.compile import group_of
 from slotalloc.generate import generate_xiamen
 from slotalloc.models import Child, Instance, Request
 from slotalloc.online import Allocator
@@ -104,3 +107,25 @@ def test_index_streams_stay_exact_through_a_long_random_run() -> None:
     assert _run(restored, ops[half:], check=False) == rest
     fresh = Allocator(inst)
     assert _run(fresh, ops, check=False) == first + rest
+
+
+def test_eligibility_rows_are_group_of() -> None:
+    inst = generate_xiamen(5, 300, sites=8)
+    alloc = Allocator(inst)
+    c = alloc._compiled
+    rng = random.Random(5)
+    day0 = dt.date(2018, 1, 1)
+    dates = [day0 + dt.timedelta(days=rng.randrange(3400)) for _ in range(300)]
+    dates += [dt.date(2024, 2, 29), dt.date(2025, 4, 19), dt.date(2025, 4, 20), dt.date(2030, 1, 1)]
+    rows = alloc._eligibility(dates)
+    assert len(rows) == len(dates)
+    flat = [g for row in rows for g in row]
+    assert min(flat) == -1 and len(set(flat)) > 2  # ineligible and several groups
+    for d, row in zip(dates, rows, strict=True):
+        assert row == [group_of(c, d, s) for s in alloc._class_rep]
+    # every session, through its class, for the starting children
+    for ch in inst.children[:40]:
+        ci = alloc._cidx[ch.id]
+        for s in range(c.n_sessions):
+            assert alloc._group(ci, s) == group_of(c, ch.birth_date, s)
+    assert alloc._eligibility([]) == []
