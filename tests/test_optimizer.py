@@ -142,9 +142,11 @@ def test_lns_path_is_deterministic_and_verified() -> None:
     from slotalloc.generate import generate_xiamen
 
     inst = generate_xiamen(2, 1500, 6)
-    runs = [solve(inst, time_limit=1.0, deterministic=True, seed=1) for _ in range(2)]
+    # A budget large enough for the multiplier search to run too.
+    runs = [solve(inst, time_limit=3.0, deterministic=True, seed=1) for _ in range(2)]
     a, b = runs
     assert a.stats["strategy"] == "lns"
+    assert isinstance(a.stats["multiplier_steps"], int) and a.stats["multiplier_steps"] > 0
     assert (a.status, a.score, a.bound, a.assignments) == (
         b.status,
         b.score,

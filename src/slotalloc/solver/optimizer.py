@@ -56,6 +56,9 @@ WHOLE_MODEL_ARCS = 2500
 _RESERVE = 0.04
 #: Share of the budget kept for the Lagrangian multiplier search at the end.
 _BOUND_SHARE = 0.05
+#: Fewest multiplier steps worth running: the first few rarely lower the bound
+#: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.08 % after 10).
+_BOUND_MIN_STEPS = 10
 #: Most multiplier steps (past ~100 the bound barely moves, measured on a district).
 _BOUND_STEPS_MAX = 200
 #: Deterministic runs count multiplier steps in place of seconds: one step costs
@@ -157,12 +160,17 @@ def optimize(
         if lag_bound is not None and (bound is None or lag_bound < bound):
             bound = lag_bound
         # The multiplier search runs last, aimed at the final score: keep its share,
-        # unless not even two steps would fit in it (then the search keeps the time).
-        step_estimate = 1.2 * (time.perf_counter() - t)
-        if deterministic or 2 * step_estimate <= _BOUND_SHARE * limit:
-            deadline -= _BOUND_SHARE * limit
+        # unless too few steps would fit in it (then the search keeps the time).
+        # Deterministic runs count steps by the instance's size, never the clock.
+        if deterministic:
+            per_step = _SECONDS_PER_SESSION * max(1, c.n_sessions)
         else:
+            per_step = 1.2 * (time.perf_counter() - t)
+        bound_steps = min(_BOUND_STEPS_MAX, int(_BOUND_SHARE * limit / max(per_step, 1e-9)))
+        if bound_steps < _BOUND_MIN_STEPS:
             lag = None
+        elif not deterministic:
+            deadline -= _BOUND_SHARE * limit
 
     A = c.n_arcs
     found = [round_and_repair(c, None, fairness=fairness)]
@@ -261,15 +269,11 @@ def optimize(
     score = score_of_arcs(c, arcs)
     if lag is not None and bound is not None and bound > score:
         t = time.perf_counter()
-        steps = _BOUND_STEPS_MAX
-        if deterministic:
-            per_step = _SECONDS_PER_SESSION * max(1, c.n_sessions)
-            steps = min(steps, int(_BOUND_SHARE * limit / per_step))
         value, done = improve_multipliers(
             lag,
             u0,
             float(score),
-            steps=steps,
+            steps=bound_steps if deterministic else _BOUND_STEPS_MAX,
             deadline=None if deterministic else deadline + _BOUND_SHARE * limit,
         )
         improved_bound = safe_floor(value)
