@@ -101,10 +101,10 @@ def test_session_sub_problem_is_solved_exactly(
     if want is None:
         assert got is None
         return
-    assert got is not None and abs(got[0] - want) < 1e-9
+    assert got is not None and abs(got.value - want) < 1e-9
     # The arcs it names are a best set: forced ones in, rule 3 kept, the value reached.
     bits = [0] * len(profit)
-    for i in got[1].tolist():
+    for i in got.chosen.tolist():
         bits[i] = 1
     keep = [f or b == 1 for f, b in zip(forced, bits, strict=True)]
     assert keep == [b == 1 for b in bits]
@@ -146,7 +146,7 @@ def test_bound_is_never_below_the_optimum(inst: Instance, seed: int) -> None:
     assert other is None or other >= best
     # Nor for the multipliers a subgradient search visits.
     lag = Lagrangian(f)
-    value, _steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=5)
+    value, _u, _steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=5)
     searched = safe_floor(value)
     assert searched is not None and best <= searched <= start_bound(lag, lp)
 
@@ -162,7 +162,7 @@ def test_multiplier_search_tightens_the_sample_bounds() -> None:
         f, lp = _lp_model(sample_instance(name))
         lag = Lagrangian(f)
         start = start_bound(lag, lp)
-        value, steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=30)
+        value, _u, steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=30)
         searched = safe_floor(value)
         assert searched is not None and best <= searched <= start
         assert steps > 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +37,7 @@ from slotalloc.solver.formulation import INF, Formulation, group_rows, safe_floo
 __all__ = [
     "COUPLING_BLOCKS",
     "Lagrangian",
+    "SessionAnswer",
     "improve_multipliers",
     "lagrangian_bound",
     "session_best",
@@ -118,6 +120,18 @@ class Lagrangian:
         """Coupling rows (the multipliers' length)."""
         return int(self._hi.shape[0])
 
+    def reduced_profit(self, u: FloatArray) -> FloatArray:
+        """Per arc, ``obj_a - sum_i u_i A_ia``."""
+        c = self.c
+        return (
+            self._obj
+            - np.bincount(
+                self._entry_var,
+                weights=self._entry_coef * u[self._entry_row],
+                minlength=c.n_arcs,
+            )[: c.n_arcs]
+        )
+
     def evaluate(self, u: FloatArray, *, choose: bool = False) -> tuple[float, IntArray | None]:
         """``L(u)`` for coupling multipliers ``u >= 0`` and, if asked, a maximising arc set.
 
@@ -154,11 +168,51 @@ class Lagrangian:
             )
             if best is None:
                 return math.inf, None
-            total += best[0]
+            total += best.value
             if choose:
-                chosen.append(arcs[best[1]])
+                chosen.append(arcs[best.chosen])
         picked = (np.concatenate(chosen) if chosen else np.zeros(0, np.int64)) if choose else None
         return total, picked
+
+    def excluded(self, u: FloatArray, incumbent: int) -> npt.NDArray[np.bool_]:
+        """Arcs no solution scoring above ``incumbent`` can hold, by ``L(u)`` with them forced.
+
+        For arc ``a`` of session ``s``, ``L(u | x_a = 1) <= L(u) - best_s +
+        ceiling_a`` (:func:`session_best`); when that, padded and rounded down
+        like every bound here, is at most ``incumbent``, the arc is excluded.
+        Locked arcs never are.
+        """
+        c = self.c
+        profit = self.reduced_profit(u)
+        value, _ = self.evaluate(u)
+        out = np.zeros(c.n_arcs, dtype=np.bool_)
+        if not math.isfinite(value):
+            return out
+        for s in range(c.n_sessions):
+            arcs = self._order[self._ptr[s] : self._ptr[s + 1]]
+            arcs = arcs[self._allowed[arcs]]
+            if arcs.shape[0] == 0:
+                continue
+            ans = session_best(
+                profit[arcs],
+                c.arc_groups[arcs],
+                self._forced[arcs],
+                int(c.capacity[s]),
+                c.group_cap[s].tolist(),
+                int(c.caregivers[s]),
+                self._ratio,
+                self._lcm,
+                ceilings=True,
+            )
+            if ans is None:
+                continue
+            rest = value - ans.value
+            for i, a in enumerate(arcs.tolist()):
+                if self._forced[a]:
+                    continue
+                forced_bound = safe_floor(rest + float(ans.ceiling[i]))
+                out[a] = forced_bound is not None and forced_bound <= incumbent
+        return out
 
     def subgradient(self, arcs: IntArray) -> FloatArray:
         """``hi - A x`` at the arc set ``x``: the slack of every coupling row."""
@@ -208,8 +262,8 @@ def improve_multipliers(
     deadline: float | None = None,
     patience: int = 3,
     theta: float = 1.0,
-) -> tuple[float, int]:
-    """Polyak subgradient steps from ``u``: the least ``L`` seen, and the steps taken.
+) -> tuple[float, FloatArray, int]:
+    """Polyak subgradient steps from ``u``: the least ``L`` seen, its ``u``, and the steps taken.
 
     ``lower`` is a known score (the steps aim at it). Every ``L(u)`` met is a
     valid bound, so stopping at any time is safe; with ``deadline`` None the
@@ -217,7 +271,7 @@ def improve_multipliers(
     without a better bound.
     """
     value, picked = lag.evaluate(u, choose=True)
-    best = value
+    best, best_u = value, u
     stale = 0
     done = 0
     while done < steps and picked is not None:
@@ -233,14 +287,14 @@ def improve_multipliers(
         value, picked = lag.evaluate(u, choose=True)
         done += 1
         if value < best:
-            best = value
+            best, best_u = value, u
             stale = 0
         else:
             stale += 1
             if stale >= patience:
                 theta *= 0.5
                 stale = 0
-    return best, done
+    return best, best_u, done
 
 
 def _shift(table: FloatArray, d: list[int]) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
@@ -254,6 +308,15 @@ def _shift(table: FloatArray, d: list[int]) -> tuple[tuple[slice, ...], tuple[sl
     return tuple(src), tuple(dst)
 
 
+@dataclass(frozen=True)
+class SessionAnswer:
+    """One session's sub-problem: best value, a best arc set, per-arc ceilings."""
+
+    value: float
+    chosen: IntArray
+    ceiling: FloatArray
+
+
 def session_best(
     profit: FloatArray,
     groups: npt.NDArray[np.int64],
@@ -265,11 +328,16 @@ def session_best(
     pool_lcm: int,
     *,
     choose: bool = False,
-) -> tuple[float, IntArray] | None:
-    """Best reduced profit of one session's arcs under rule 3, and (if asked) its arcs.
+    ceilings: bool = False,
+) -> SessionAnswer | None:
+    """Best reduced profit of one session's arcs under rule 3, and what else is asked.
 
     Returns None when the forced (locked) arcs alone break rule 3; otherwise
-    the value and the indices of a maximising set (empty unless ``choose``).
+    the value, the indices of a maximising set (``choose``) and, per arc, an
+    upper bound on the best value of the sets holding it (``ceilings``): the
+    arc's profit plus the best table entry that still has room for its
+    children, so an arc whose ceiling is low enough can be left out of any
+    better solution.
     """
     G = groups.shape[1]
     reach = groups.sum(axis=0).tolist()
@@ -300,12 +368,11 @@ def session_best(
         idx = idx[:top]
         prefix = np.cumsum(profit[idx])
         out = table.copy()
+        # Views with axis g first, so that each shift is a plain slice.
+        src, dst = np.moveaxis(table, g, 0), np.moveaxis(out, g, 0)
+        size = dims[g]
         for k in range(1, top + 1):
-            np.maximum(
-                out[_along(G, g, k, dims[g])],
-                table[_along(G, g, 0, dims[g] - k)] + prefix[k - 1],
-                out=out[_along(G, g, k, dims[g])],
-            )
+            np.maximum(dst[k:], src[: size - k] + prefix[k - 1], out=dst[k:])
         if choose:
             stages.append((table, -1, g, idx, prefix))
         table = out
@@ -322,8 +389,23 @@ def session_best(
     best = float(masked.flat[flat])
     if not math.isfinite(best):
         return None
+    ceiling = none_f
+    if ceilings:
+        ceiling = np.full(profit.shape[0], best)
+        room: dict[tuple[int, ...], float] = {}
+        for a in np.flatnonzero(~forced).tolist():
+            d = tuple(groups[a].tolist())
+            if d not in room:
+                sl = _shift(table, list(d))
+                top = -np.inf
+                if sl is not None:
+                    fits = ~bad[sl[1]]
+                    if fits.any():
+                        top = float(table[sl[0]][fits].max())
+                room[d] = top
+            ceiling[a] = min(best, profit[a] + room[d])
     if not choose:
-        return best, none_i
+        return SessionAnswer(best, none_i, ceiling)
     n = list(np.unravel_index(flat, dims))
     picked: list[int] = []
     after = table
@@ -345,11 +427,4 @@ def session_best(
                 picked.extend(idx[:k].tolist())
                 n[g] -= k
         after = before
-    return best, np.array(sorted(picked), dtype=np.int64)
-
-
-def _along(G: int, g: int, lo: int, hi: int) -> tuple[slice, ...]:
-    """The slice ``lo:hi`` along axis ``g`` of a ``G``-dimensional table, all of the others."""
-    sl = [slice(None)] * G
-    sl[g] = slice(lo, hi)
-    return tuple(sl)
+    return SessionAnswer(best, np.array(sorted(picked), dtype=np.int64), ceiling)
