@@ -162,7 +162,9 @@ def test_multiplier_search_tightens_the_sample_bounds() -> None:
         f, lp = _lp_model(sample_instance(name))
         lag = Lagrangian(f)
         start = start_bound(lag, lp)
-        value, _u, steps = improve_multipliers(lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=30)
+        value, _u, steps = improve_multipliers(
+            lag, np.maximum(lp.duals[lag.rows], 0.0), best, steps=30
+        )
         searched = safe_floor(value)
         assert searched is not None and best <= searched <= start
         assert steps > 0

@@ -174,46 +174,6 @@ class Lagrangian:
         picked = (np.concatenate(chosen) if chosen else np.zeros(0, np.int64)) if choose else None
         return total, picked
 
-    def excluded(self, u: FloatArray, incumbent: int) -> npt.NDArray[np.bool_]:
-        """Arcs no solution scoring above ``incumbent`` can hold, by ``L(u)`` with them forced.
-
-        For arc ``a`` of session ``s``, ``L(u | x_a = 1) <= L(u) - best_s +
-        ceiling_a`` (:func:`session_best`); when that, padded and rounded down
-        like every bound here, is at most ``incumbent``, the arc is excluded.
-        Locked arcs never are.
-        """
-        c = self.c
-        profit = self.reduced_profit(u)
-        value, _ = self.evaluate(u)
-        out = np.zeros(c.n_arcs, dtype=np.bool_)
-        if not math.isfinite(value):
-            return out
-        for s in range(c.n_sessions):
-            arcs = self._order[self._ptr[s] : self._ptr[s + 1]]
-            arcs = arcs[self._allowed[arcs]]
-            if arcs.shape[0] == 0:
-                continue
-            ans = session_best(
-                profit[arcs],
-                c.arc_groups[arcs],
-                self._forced[arcs],
-                int(c.capacity[s]),
-                c.group_cap[s].tolist(),
-                int(c.caregivers[s]),
-                self._ratio,
-                self._lcm,
-                ceilings=True,
-            )
-            if ans is None:
-                continue
-            rest = value - ans.value
-            for i, a in enumerate(arcs.tolist()):
-                if self._forced[a]:
-                    continue
-                forced_bound = safe_floor(rest + float(ans.ceiling[i]))
-                out[a] = forced_bound is not None and forced_bound <= incumbent
-        return out
-
     def subgradient(self, arcs: IntArray) -> FloatArray:
         """``hi - A x`` at the arc set ``x``: the slack of every coupling row."""
         x = np.zeros(self.c.n_arcs)
@@ -310,11 +270,10 @@ def _shift(table: FloatArray, d: list[int]) -> tuple[tuple[slice, ...], tuple[sl
 
 @dataclass(frozen=True)
 class SessionAnswer:
-    """One session's sub-problem: best value, a best arc set, per-arc ceilings."""
+    """One session's sub-problem: its best value and (when asked) a best arc set."""
 
     value: float
     chosen: IntArray
-    ceiling: FloatArray
 
 
 def session_best(
@@ -328,16 +287,11 @@ def session_best(
     pool_lcm: int,
     *,
     choose: bool = False,
-    ceilings: bool = False,
 ) -> SessionAnswer | None:
-    """Best reduced profit of one session's arcs under rule 3, and what else is asked.
+    """Best reduced profit of one session's arcs under rule 3, and (if asked) its arcs.
 
     Returns None when the forced (locked) arcs alone break rule 3; otherwise
-    the value, the indices of a maximising set (``choose``) and, per arc, an
-    upper bound on the best value of the sets holding it (``ceilings``): the
-    arc's profit plus the best table entry that still has room for its
-    children, so an arc whose ceiling is low enough can be left out of any
-    better solution.
+    the value and the indices of a maximising set (empty unless ``choose``).
     """
     G = groups.shape[1]
     reach = groups.sum(axis=0).tolist()
@@ -389,23 +343,8 @@ def session_best(
     best = float(masked.flat[flat])
     if not math.isfinite(best):
         return None
-    ceiling = none_f
-    if ceilings:
-        ceiling = np.full(profit.shape[0], best)
-        room: dict[tuple[int, ...], float] = {}
-        for a in np.flatnonzero(~forced).tolist():
-            d = tuple(groups[a].tolist())
-            if d not in room:
-                sl = _shift(table, list(d))
-                top = -np.inf
-                if sl is not None:
-                    fits = ~bad[sl[1]]
-                    if fits.any():
-                        top = float(table[sl[0]][fits].max())
-                room[d] = top
-            ceiling[a] = min(best, profit[a] + room[d])
     if not choose:
-        return SessionAnswer(best, none_i, ceiling)
+        return SessionAnswer(best, none_i)
     n = list(np.unravel_index(flat, dims))
     picked: list[int] = []
     after = table
@@ -427,4 +366,4 @@ def session_best(
                 picked.extend(idx[:k].tolist())
                 n[g] -= k
         after = before
-    return SessionAnswer(best, np.array(sorted(picked), dtype=np.int64), ceiling)
+    return SessionAnswer(best, np.array(sorted(picked), dtype=np.int64))
