@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from brute import brute_force
-from conftest import SAMPLE_FIGURES, sample_instance
+from conftest import DATA, SAMPLE_FIGURES, sample_instance
+from slotalloc import load_instance, solve
 from slotalloc.compile import compile_instance
 from slotalloc.models import Instance
 from slotalloc.solver.build import build_formulation
@@ -23,6 +26,7 @@ from slotalloc.solver.lagrangian import (
 from slotalloc.solver.lp import solve_lp
 from slotalloc.solver.rule_group_fairness import group_fairness
 from slotalloc.solver.rule_staffing_hull import add_staffing_hull
+from slotalloc.verify import verify
 from strategies import instances
 
 RATIO = [3, 5, 7]
@@ -184,3 +188,70 @@ def test_fairness_rows_give_no_lagrangian_bound() -> None:
     f = build_formulation(c, group_fairness(c, 0.5))
     lp = solve_lp(f)
     assert lagrangian_bound(f, lp.duals) is None
+
+
+def test_regression_float_cancellation_huge_drop_weight_bound_stays_valid() -> None:
+    # Drop weight 10^10 against a best score of 0: L(u) summed in floats came out
+    # at -1.9e-6 and a padding relative to |L| alone floored it to -1, below the
+    # optimum. The padding now follows the magnitudes of the terms summed.
+    inst = load_instance(DATA / "regression-float-cancellation.json")
+    best = brute_force(inst)
+    assert best is not None
+    f, lp = _lp_model(inst)
+    assert lp.bound is not None and lp.bound >= best
+    lag = Lagrangian(f)
+    u0 = np.maximum(lp.duals[lag.rows], 0.0)
+    for steps in (0, 1, 5, 40):
+        value, u, _ = improve_multipliers(lag, u0, float(best - 10), steps=steps)
+        searched = lag.safe_bound(value, u)
+        assert searched is not None and searched >= best
+    res = solve(inst, time_limit=2, deterministic=True)
+    assert res.bound is not None and res.score is not None and res.bound >= res.score == best
+
+
+def test_regression_many_age_groups_fall_back_to_the_lp_bound() -> None:
+    # Eight age groups of ten: a session's table would hold 11^8 states (GBs);
+    # the optimiser must keep to the LP bound instead of exhausting memory.
+    groups = [
+        {
+            "name": f"g{i}",
+            "min_months": 4 * i,
+            "max_months": 4 * i + 4,
+            "ratio": 1,
+            "max_group_size": 10,
+        }
+        for i in range(8)
+    ]
+    children, requests = [], []
+    for g in range(8):
+        for k in range(11):
+            month = 4 * g + 1
+            born = dt.date(2025 - (month + 8) // 12, (4 - month - 1) % 12 + 1, 1)
+            children.append({"id": f"c{g}_{k}", "birth_date": born.isoformat()})
+            requests.append({"id": f"r{g}_{k}", "children": [f"c{g}_{k}"], "preferences": ["s0"]})
+    inst = Instance.model_validate(
+        {
+            "format": "slotalloc.instance/1",
+            "policy": {"age_groups": groups, "staffing": "pooled"},
+            "sessions": [
+                {
+                    "id": "s0",
+                    "site": "x",
+                    "start": "2025-04-19T08:00:00+08:00",
+                    "end": "2025-04-19T12:00:00+08:00",
+                    "capacity": 79,
+                    "caregivers": 80,
+                }
+            ],
+            "children": children,
+            "requests": requests,
+        }
+    )
+    f, lp = _lp_model(inst)
+    with pytest.raises(ValueError, match="states"):
+        Lagrangian(f)
+    assert lagrangian_bound(f, lp.duals) is None
+    res = solve(inst, time_limit=2, deterministic=True)
+    report = verify(inst, res.to_solution())
+    assert report.accepted, report.violations
+    assert res.bound is not None and res.score is not None and res.bound >= res.score

@@ -29,11 +29,17 @@ IntArray = npt.NDArray[np.int64]
 INF = 1 << 60
 
 
-def safe_floor(value: float) -> int | None:
-    """An integer bound from a float one: padded for rounding error, then rounded down."""
-    if not math.isfinite(value):
+def safe_floor(value: float, scale: float = 0.0) -> int | None:
+    """An integer bound from a float one: padded for rounding error, then rounded down.
+
+    ``scale`` is the sum of the magnitudes of the terms ``value`` was summed
+    from: when large terms cancel (a drop weight of 10^10 against a score near
+    zero, say) the rounding error follows them, not ``value``, so the padding
+    does too.
+    """
+    if not (math.isfinite(value) and math.isfinite(scale)):
         return None
-    return math.floor(value + 1e-6 * abs(value) + 1e-6)
+    return math.floor(value + 1e-6 * abs(value) + 1e-9 * abs(scale) + 1e-6)
 
 
 @dataclass(frozen=True)

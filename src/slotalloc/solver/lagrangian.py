@@ -36,6 +36,7 @@ from slotalloc.solver.formulation import INF, Formulation, group_rows, safe_floo
 
 __all__ = [
     "COUPLING_BLOCKS",
+    "MAX_STATES",
     "Lagrangian",
     "SessionAnswer",
     "improve_multipliers",
@@ -60,6 +61,8 @@ _SESSION_BLOCKS = frozenset(
         "staffing_hull",
     }
 )
+#: Most states of one session's sub-problem table (a few MB of float64).
+MAX_STATES = 200_000
 #: Reduced profits below this are treated as not worth taking (the DP is exact either way).
 _EPS = 1e-9
 
@@ -76,7 +79,9 @@ class Lagrangian:
     ------
     ValueError
         When ``f`` holds a row block the sub-problems do not model (the
-        group-fairness rule) or a coupling row with a lower side.
+        group-fairness rule) or a coupling row with a lower side, or when a
+        session's sub-problem table would exceed :data:`MAX_STATES` (a policy
+        with many age groups).
     """
 
     def __init__(self, f: Formulation) -> None:
@@ -114,11 +119,38 @@ class Lagrangian:
         self._order, self._ptr = group_rows(c.arc_sess, c.n_sessions)
         self._ratio = c.ratio.tolist()
         self._lcm = c.pool_lcm if c.pooled else 0
+        # The sub-problem's table has prod_g (n_g + 1) states: fine for the national
+        # standard's three groups (at most 11 x 16 x 21), not for a policy with many.
+        allowed = np.flatnonzero(self._allowed)
+        reach = np.zeros((c.n_sessions, c.n_groups), dtype=np.int64)
+        np.add.at(reach, c.arc_sess[allowed], c.arc_groups[allowed])
+        dims = np.minimum(np.minimum(reach, c.group_cap), c.capacity[:, None]) + 1
+        states = np.prod(dims.astype(np.float64), axis=1)
+        if states.shape[0] and float(states.max()) > MAX_STATES:
+            raise ValueError(
+                f"a session's sub-problem would have {states.max():.0f} states "
+                f"(more than {MAX_STATES})"
+            )
 
     @property
     def n_rows(self) -> int:
         """Coupling rows (the multipliers' length)."""
         return int(self._hi.shape[0])
+
+    def safe_bound(self, value: float, u: FloatArray) -> int | None:
+        """``value = L(u)`` as an integer bound, padded by the magnitudes it was summed from.
+
+        Every number :meth:`evaluate` adds up (offset, ``u_i hi_i``, reduced
+        profits, session values) is at most ``|offset| + sum |u_i hi_i| +
+        2 (sum |obj_a| + sum |u_i A_ia|)`` in absolute value, summed.
+        """
+        scale = (
+            abs(self._offset)
+            + float(np.abs(u * self._hi).sum())
+            + 2.0 * float(np.abs(self._obj).sum())
+            + 2.0 * float(np.abs(self._entry_coef * u[self._entry_row]).sum())
+        )
+        return safe_floor(value, scale)
 
     def reduced_profit(self, u: FloatArray) -> FloatArray:
         """Per arc, ``obj_a - sum_i u_i A_ia``."""
@@ -209,8 +241,9 @@ def lagrangian_bound(f: Formulation, duals: FloatArray) -> int | None:
         lag = Lagrangian(f)
     except ValueError:
         return None
-    value, _ = lag.evaluate(np.maximum(duals[lag.rows], 0.0))
-    return safe_floor(value)
+    u = np.maximum(duals[lag.rows], 0.0)
+    value, _ = lag.evaluate(u)
+    return lag.safe_bound(value, u)
 
 
 def improve_multipliers(

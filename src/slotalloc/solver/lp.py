@@ -67,10 +67,15 @@ def _to_proto(f: LinearModel) -> lpb.MPModelProto:
     return m
 
 
-def _dual_bound(f: LinearModel, y: FloatArray) -> float:
-    """Weak-duality bound of ``max obj @ v + offset`` for multipliers ``y``."""
+def _dual_bound(f: LinearModel, y: FloatArray) -> tuple[float, float]:
+    """Weak-duality bound of ``max obj @ v + offset`` for multipliers ``y``, and its scale.
+
+    The scale is the sum of the magnitudes of every term the bound is computed
+    from (for :func:`~.formulation.safe_floor`'s padding).
+    """
     d = f.obj.astype(np.float64)
     total = float(f.offset)
+    scale = abs(float(f.offset)) + float(np.abs(d).sum())
     start = 0
     for b in f.blocks:
         yb = y[start : start + b.n_rows]
@@ -80,11 +85,16 @@ def _dual_bound(f: LinearModel, y: FloatArray) -> float:
         # A multiplier pushing against an absent side would be unbounded: drop it.
         yb = np.where((yb > 0) & (b.hi >= INF), 0.0, yb)
         yb = np.where((yb < 0) & (b.lo <= -INF), 0.0, yb)
-        total += float(np.sum(np.where(yb > 0, yb * hi, yb * lo)))
+        side = np.where(yb > 0, yb * hi, yb * lo)
+        total += float(np.sum(side))
         rows = np.repeat(np.arange(b.n_rows), np.diff(b.ptr))
-        d -= np.bincount(b.var, weights=b.coef * yb[rows], minlength=f.n_vars)
-    total += float(np.sum(np.maximum(d * f.lb, d * f.ub)))
-    return total
+        term = b.coef * yb[rows]
+        d -= np.bincount(b.var, weights=term, minlength=f.n_vars)
+        scale += float(np.abs(side).sum()) + float(np.abs(term).sum())
+    last = np.maximum(d * f.lb, d * f.ub)
+    total += float(np.sum(last))
+    scale += float(np.abs(last).sum())
+    return total, scale
 
 
 #: GLOP's dual simplex with cost perturbation, measured against its default primal
@@ -125,7 +135,7 @@ def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
     values = np.asarray(resp.variable_value, dtype=np.float64)
     y = np.asarray(resp.dual_value, dtype=np.float64)
     plus, minus = _dual_bound(f, y), _dual_bound(f, -y)
-    if minus < plus:
+    if minus[0] < plus[0]:
         y = -y
-    bound = safe_floor(min(plus, minus))
+    bound = safe_floor(*min(plus, minus))
     return LpRelaxation(values, y, resp.objective_value, bound, optimal=True)

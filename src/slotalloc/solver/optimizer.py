@@ -35,7 +35,7 @@ from slotalloc.compile import Compiled
 from slotalloc.result import score_of_arcs
 from slotalloc.solver.build import build_formulation
 from slotalloc.solver.cpsat_run import run_cpsat
-from slotalloc.solver.lagrangian import Lagrangian, improve_multipliers, safe_floor
+from slotalloc.solver.lagrangian import Lagrangian, improve_multipliers
 from slotalloc.solver.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.lp import solve_lp
 from slotalloc.solver.rounding import round_and_repair
@@ -155,9 +155,13 @@ def optimize(
     lag: Lagrangian | None = None
     if lp.optimal and fairness is None:
         t = time.perf_counter()
-        lag = Lagrangian(f_lp)
+        try:
+            lag = Lagrangian(f_lp)
+        except ValueError as exc:  # sub-problems too large: the LP bound stands
+            log.info("no Lagrangian bound: %s", exc)
+    if lag is not None:
         u0 = np.maximum(lp.duals[lag.rows], 0.0)
-        lag_bound = safe_floor(lag.evaluate(u0)[0])
+        lag_bound = lag.safe_bound(lag.evaluate(u0)[0], u0)
         stats["lagrangian_seconds"] = round(time.perf_counter() - t, 4)
         stats["lagrangian_bound"] = lag_bound
         if lag_bound is not None and (bound is None or lag_bound < bound):
@@ -272,14 +276,14 @@ def optimize(
     score = score_of_arcs(c, arcs)
     if lag is not None and bound is not None and bound > score:
         t = time.perf_counter()
-        value, _u, done = improve_multipliers(
+        value, best_u, done = improve_multipliers(
             lag,
             u0,
             float(score),
             steps=bound_steps if deterministic else _BOUND_STEPS_MAX,
             deadline=None if deterministic else deadline + _BOUND_SHARE * limit,
         )
-        improved_bound = safe_floor(value)
+        improved_bound = lag.safe_bound(value, best_u)
         stats["multiplier_steps"] = done
         stats["multiplier_seconds"] = round(time.perf_counter() - t, 4)
         stats["multiplier_bound"] = improved_bound
