@@ -255,3 +255,20 @@ def test_regression_many_age_groups_fall_back_to_the_lp_bound() -> None:
     report = verify(inst, res.to_solution())
     assert report.accepted, report.violations
     assert res.bound is not None and res.score is not None and res.bound >= res.score
+
+
+def test_too_many_tables_to_trace_back_give_the_value_and_no_arc_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import slotalloc.solver.lagrangian as lagrangian
+
+    profit = np.array([5.0, 4.0, 7.0, 3.0])
+    groups = np.array([[2, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.int64)
+    forced = np.zeros(4, dtype=np.bool_)
+    args = (profit, groups, forced, 4, [10, 15, 20], 2, RATIO, 0)
+    full = session_best(*args, choose=True)
+    monkeypatch.setattr(lagrangian, "MAX_STAGE_STATES", 10)
+    capped = session_best(*args, choose=True)
+    assert full is not None and capped is not None
+    assert capped.value == full.value and full.chosen.shape[0] > 0
+    assert capped.chosen.shape[0] == 0

@@ -104,3 +104,81 @@ def test_threads_never_break_a_rule_nor_lose_a_decision() -> None:
     assert serial.held() == alloc.held()
     assert serial.waitlist() == alloc.waitlist()
     assert serial.export() == (out, sol)
+
+
+_ONE_PLACE = {
+    "format": "slotalloc.instance/1",
+    "sessions": [
+        {
+            "id": "s",
+            "site": "x",
+            "start": "2025-04-19T08:00:00+08:00",
+            "end": "2025-04-19T12:00:00+08:00",
+            "capacity": 1,
+            "caregivers": 3,
+        }
+    ],
+    "children": [
+        {"id": "a", "birth_date": "2023-01-01"},
+        {"id": "b", "birth_date": "2023-01-01"},
+    ],
+    "requests": [{"id": "h", "children": ["a"], "preferences": ["s"]}],
+    "bookings": [{"request": "h", "session": "s"}],
+}
+
+
+class _CancelAfterRelease:
+    """The allocator's lock; right after its first release, another thread cancels ``h``."""
+
+    def __init__(self, alloc: Allocator) -> None:
+        self.alloc = alloc
+        self.lock = alloc._lock
+        self.fired = False
+        self.out: Any = None
+
+    def acquire(self, *args: Any) -> bool:
+        return bool(self.lock.acquire(*args))
+
+    def release(self) -> None:
+        self.lock.release()
+        if not self.fired:
+            self.fired = True
+            t = threading.Thread(target=lambda: setattr(self, "out", self.alloc.cancel("h")))
+            t.start()
+            t.join()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *args: Any) -> None:
+        self.release()
+
+
+def test_regression_book_decision_read_under_the_lock() -> None:
+    # A cancellation between book's release and its reading of the place promoted
+    # the request, and the book then reported a place it had not taken (review).
+    from slotalloc.models import Instance
+
+    alloc = Allocator(Instance.model_validate(_ONE_PLACE))
+    switch = _CancelAfterRelease(alloc)
+    alloc._lock = switch  # type: ignore[assignment]
+    d = alloc.book(Request(id="r", children=["b"], preferences=["s"]))
+    c = switch.out
+    assert d.waitlisted and d.session is None
+    assert [p.request for p in c.promoted] == ["r"] and c.sequence == d.sequence + 1
+
+
+def test_regression_export_reads_places_under_the_lock() -> None:
+    # export() read each request's place after releasing the lock: a cancellation
+    # in between exported both the cancelled place and its promotion (review).
+    from slotalloc.models import Instance
+
+    alloc = Allocator(Instance.model_validate(_ONE_PLACE))
+    assert alloc.book(Request(id="r", children=["b"], preferences=["s"])).waitlisted
+    switch = _CancelAfterRelease(alloc)
+    alloc._lock = switch  # type: ignore[assignment]
+    inst, sol = alloc.export()
+    assert switch.out is not None and [p.request for p in switch.out.promoted] == ["r"]
+    assert [(a.request, a.session) for a in sol.assignments] == [("h", "s")]
+    report = verify(inst, sol)
+    assert report.accepted, report.violations

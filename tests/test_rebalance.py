@@ -201,3 +201,33 @@ def test_caregiver_cut_rebalance_searches_the_bookings_first() -> None:
     assert (again.score, again.assignments) == (res.score, res.assignments)
     fcfs = checked(inst, solve(inst, method="fcfs"))
     assert res.score is not None and fcfs.score is not None and res.score > fcfs.score
+
+
+def test_regression_deterministic_search_ends_when_only_locked_bookings_exist() -> None:
+    # Every booking locked: the bookings-first phase freed only locked requests,
+    # each step cost ~0 deterministic time, and the run never ended (review).
+    # A daemon thread with a generous join is only a hang detector, not a timing.
+    import threading
+
+    from slotalloc.generate import generate_xiamen
+
+    inst = generate_xiamen(5, 1500, 6)
+    fcfs = solve(inst, method="fcfs")
+    doc = inst.model_dump(mode="json", exclude_none=True)
+    doc["bookings"] = [
+        {"request": a.request, "session": a.session, "locked": True} for a in fcfs.assignments[:50]
+    ]
+    locked = Instance.model_validate(doc)
+    out: list[Result] = []
+    worker = threading.Thread(
+        target=lambda: out.append(solve(locked, time_limit=1.0, deterministic=True)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=600)
+    assert out, "the deterministic search did not end"
+    res = out[0]
+    report = verify(locked, res.to_solution())
+    assert report.accepted, report.violations
+    assert res.score is not None and res.bound is not None and res.bound >= res.score
+    kept = {(a.request, a.session) for a in res.assignments}
+    assert all((b["request"], b["session"]) in kept for b in doc["bookings"])

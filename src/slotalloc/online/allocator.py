@@ -1029,6 +1029,9 @@ class Allocator:
         lock.acquire()  # not `with`: its __enter__/__exit__ look-ups cost more than these calls
         try:
             rec = self._admit(f["id"], f["children"], f["preferences"], declared, request)
+            # Read under the lock: a cancellation right after it may promote this
+            # request, and the decision must say what this book did.
+            arc = rec.arc
             seq = self._ops
             self._ops = seq + 1
         finally:
@@ -1036,7 +1039,6 @@ class Allocator:
         # Built without Decision.__init__ (a Python frame): the same four slots.
         d = _new(Decision)
         d.request = rec.id
-        arc = rec.arc
         if arc is None:
             d.session = None
             d.waitlisted = True
@@ -1550,6 +1552,8 @@ class Allocator:
         """
         with self._lock:
             recs = list(self._live.values())
+            # Copied under the lock: a cancellation running after it may move them.
+            held = [r.arc if r.state == _HELD else None for r in recs]
             new_children = list(self._new_children)
         inst = self._instance
         requests = [
@@ -1574,10 +1578,10 @@ class Allocator:
         sid = self._session_ids
         score = 0
         assignments = []
-        for r, req in zip(recs, requests, strict=True):
-            if r.state == _HELD and r.arc is not None:
-                score += r.size * (serve + w_priority * req.priority - w_rank * r.arc[2])
-                assignments.append(Assignment(request=r.id, session=sid[r.arc[0]]))
+        for r, req, arc in zip(recs, requests, held, strict=True):
+            if arc is not None:
+                score += r.size * (serve + w_priority * req.priority - w_rank * arc[2])
+                assignments.append(Assignment(request=r.id, session=sid[arc[0]]))
         solution = Solution(
             instance=inst.name,
             status=Status.FEASIBLE,

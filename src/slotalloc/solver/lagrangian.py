@@ -36,6 +36,7 @@ from slotalloc.solver.formulation import INF, Formulation, group_rows, safe_floo
 
 __all__ = [
     "COUPLING_BLOCKS",
+    "MAX_STAGE_STATES",
     "MAX_STATES",
     "Lagrangian",
     "SessionAnswer",
@@ -63,6 +64,8 @@ _SESSION_BLOCKS = frozenset(
 )
 #: Most states of one session's sub-problem table (a few MB of float64).
 MAX_STATES = 200_000
+#: Most table states kept to trace one session's best arc set back (~40 MB).
+MAX_STAGE_STATES = 5_000_000
 #: Reduced profits below this are treated as not worth taking (the DP is exact either way).
 _EPS = 1e-9
 
@@ -167,18 +170,11 @@ class Lagrangian:
     def evaluate(self, u: FloatArray, *, choose: bool = False) -> tuple[float, IntArray | None]:
         """``L(u)`` for coupling multipliers ``u >= 0`` and, if asked, a maximising arc set.
 
-        Returns ``(-inf, None)``-free results only for consistent locked arcs:
-        ``inf`` when a session cannot take its locked arcs.
+        Returns ``(inf, None)`` when a session cannot take its locked arcs (no
+        bound then); the arc set is None unless ``choose``.
         """
         c = self.c
-        profit = (
-            self._obj
-            - np.bincount(
-                self._entry_var,
-                weights=self._entry_coef * u[self._entry_row],
-                minlength=c.n_arcs,
-            )[: c.n_arcs]
-        )
+        profit = self.reduced_profit(u)
         total = self._offset + float(u @ self._hi)
         usable = self._allowed & (self._forced | (profit > _EPS))
         chosen: list[IntArray] = []
@@ -324,7 +320,10 @@ def session_best(
     """Best reduced profit of one session's arcs under rule 3, and (if asked) its arcs.
 
     Returns None when the forced (locked) arcs alone break rule 3; otherwise
-    the value and the indices of a maximising set (empty unless ``choose``).
+    the value and the indices of a maximising set (empty unless ``choose``,
+    and empty too when keeping the tables to trace it back would exceed
+    :data:`MAX_STAGE_STATES`: the set only steers the multiplier search, and
+    every value it meets stays a valid bound).
     """
     G = groups.shape[1]
     reach = groups.sum(axis=0).tolist()
@@ -333,6 +332,8 @@ def session_best(
     table[(0,) * G] = 0.0
     size = groups.sum(axis=1)
     single = size == 1
+    if choose and (int((forced | ~single).sum()) + G) * table.size > MAX_STAGE_STATES:
+        choose = False
     # (table before, arc or -1, group, sorted single arcs, their prefix sums), to backtrack
     stages: list[tuple[FloatArray, int, int, IntArray, FloatArray]] = []
     none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)

@@ -114,7 +114,7 @@ def large_neighbourhood_search(
     if movable is not None:
         share = float(movable[c.arc_req].mean()) if c.n_arcs else 1.0
         widen = 1.0 / max(share, 0.05)
-    steps = improving = 0
+    steps = improving = empty_rounds = 0
     spent = 0.0
     pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
     try:
@@ -146,8 +146,9 @@ def large_neighbourhood_search(
                 if busy_s[sd]:
                     continue
                 reqs = graph.grow(sd, int(size * widen), rng)
-                if movable is not None:
-                    reqs = reqs[movable[reqs]]
+                # Locked requests never move: a neighbourhood of them alone frees nothing.
+                keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
+                reqs = reqs[keep]
                 if hoods and reqs.shape[0]:
                     reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
                 if reqs.shape[0] == 0:
@@ -155,7 +156,13 @@ def large_neighbourhood_search(
                 _mark(c, reqs, busy_s, busy_c)
                 hoods.append(reqs)
             if not hoods:
+                # Every seed of a full pass gave an empty neighbourhood: nothing can
+                # move, and a deterministic budget would never be spent.
+                empty_rounds += 1
+                if empty_rounds * 4 * lanes >= active.shape[0] + 4 * lanes:
+                    break
                 continue
+            empty_rounds = 0
             jobs = []
             for reqs in hoods:
                 sub, idx = restrict(free_variables(f, reqs), cur)

@@ -161,7 +161,8 @@ def optimize(
             log.info("no Lagrangian bound: %s", exc)
     if lag is not None:
         u0 = np.maximum(lp.duals[lag.rows], 0.0)
-        lag_bound = lag.safe_bound(lag.evaluate(u0)[0], u0)
+        # Timed as the search's steps will run (with the arc sets), for its budget.
+        lag_bound = lag.safe_bound(lag.evaluate(u0, choose=True)[0], u0)
         stats["lagrangian_seconds"] = round(time.perf_counter() - t, 4)
         stats["lagrangian_bound"] = lag_bound
         if lag_bound is not None and (bound is None or lag_bound < bound):
@@ -172,7 +173,7 @@ def optimize(
         if deterministic:
             per_step = _SECONDS_PER_SESSION * max(1, c.n_sessions)
         else:
-            per_step = 1.2 * (time.perf_counter() - t)
+            per_step = 1.1 * (time.perf_counter() - t)
         bound_steps = min(_BOUND_STEPS_MAX, int(_BOUND_SHARE * limit / max(per_step, 1e-9)))
         if bound_steps < _BOUND_MIN_STEPS:
             lag = None
@@ -230,7 +231,8 @@ def optimize(
     else:
         budget = LnsBudget(dtime=limit) if deterministic else LnsBudget(deadline=deadline)
         booked = c.drop_cost > 0
-        if fairness is None and booked.any() and not booked.all():
+        movable = booked & ~c.locked
+        if fairness is None and movable.any() and not booked.all():
             # Rebalancing: a drop costs as much as a hundred children served, and
             # undoing one takes a chain of moves through other bookings. Searching
             # the bookings alone first (unbooked requests out of the way, so the
@@ -245,7 +247,7 @@ def optimize(
                 phase,
                 seed=seed,
                 focus=focus,
-                movable=booked,
+                movable=movable,
             )
             kept = np.flatnonzero(first.values[:A]).astype(np.int64)
             filled = round_and_repair(c, None, start=kept)
