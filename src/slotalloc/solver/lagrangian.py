@@ -328,42 +328,37 @@ def session_best(
     G = groups.shape[1]
     reach = groups.sum(axis=0).tolist()
     dims = [min(group_cap[g], capacity, reach[g]) + 1 for g in range(G)]
-    table = np.full(dims, -np.inf)
-    table[(0,) * G] = 0.0
     size = groups.sum(axis=1)
     single = size == 1
-    if choose and (int((forced | ~single).sum()) + G) * table.size > MAX_STAGE_STATES:
+    free_single = single & ~forced
+    # Single-child arcs first: from the empty table their counts add up group by
+    # group, so the table is the outer sum of each group's best prefix sums (-inf
+    # past its arcs). The other arcs follow one by one; max-plus steps commute.
+    table = np.zeros(dims)
+    firsts: list[IntArray] = []
+    for g in range(G):
+        idx = np.flatnonzero(free_single & (groups[:, g] == 1))
+        idx = idx[np.argsort(-profit[idx], kind="stable")][: dims[g] - 1]
+        line = np.full(dims[g], -np.inf)
+        line[0] = 0.0
+        line[1 : idx.shape[0] + 1] = np.cumsum(profit[idx])
+        shape = [1] * G
+        shape[g] = dims[g]
+        table = table + line.reshape(shape)
+        firsts.append(idx)
+    others = np.flatnonzero(forced | ~single).tolist()
+    if choose and len(others) * table.size > MAX_STAGE_STATES:
         choose = False
-    # (table before, arc or -1, group, sorted single arcs, their prefix sums), to backtrack
-    stages: list[tuple[FloatArray, int, int, IntArray, FloatArray]] = []
-    none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)
-    for a in np.flatnonzero(forced | ~single).tolist():
+    stages: list[tuple[FloatArray, int]] = []  # (table before, arc), to trace back
+    for a in others:
         d = groups[a].tolist()
         moved = np.full(dims, -np.inf)
         sl = _shift(table, d)
         if sl is not None:
             moved[sl[1]] = table[sl[0]] + profit[a]
         if choose:
-            stages.append((table, a, -1, none_i, none_f))
+            stages.append((table, a))
         table = moved if forced[a] else np.maximum(table, moved)
-    free_single = single & ~forced
-    for g in range(G):
-        idx = np.flatnonzero(free_single & (groups[:, g] == 1))
-        idx = idx[np.argsort(-profit[idx], kind="stable")]
-        top = min(idx.shape[0], dims[g] - 1)
-        if top == 0:
-            continue
-        idx = idx[:top]
-        prefix = np.cumsum(profit[idx])
-        out = table.copy()
-        # Views with axis g first, so that each shift is a plain slice.
-        src, dst = np.moveaxis(table, g, 0), np.moveaxis(out, g, 0)
-        size = dims[g]
-        for k in range(1, top + 1):
-            np.maximum(dst[k:], src[: size - k] + prefix[k - 1], out=dst[k:])
-        if choose:
-            stages.append((table, -1, g, idx, prefix))
-        table = out
     counts = np.indices(dims)
     bad = counts.sum(axis=0) > capacity
     if pool_lcm:
@@ -378,26 +373,16 @@ def session_best(
     if not math.isfinite(best):
         return None
     if not choose:
-        return SessionAnswer(best, none_i)
-    n = list(np.unravel_index(flat, dims))
+        return SessionAnswer(best, np.zeros(0, dtype=np.int64))
+    n = [int(x) for x in np.unravel_index(flat, dims)]
     picked: list[int] = []
     after = table
-    for before, a, g, idx, prefix in reversed(stages):
-        if a >= 0:
-            d = groups[a].tolist()
-            if forced[a] or after[tuple(n)] != before[tuple(n)]:
-                picked.append(a)
-                n = [x - y for x, y in zip(n, d, strict=True)]
-        else:
-            here = after[tuple(n)]
-            k = 0
-            if before[tuple(n)] != here:
-                for k in range(1, idx.shape[0] + 1):
-                    m = list(n)
-                    m[g] -= k
-                    if m[g] >= 0 and before[tuple(m)] + prefix[k - 1] == here:
-                        break
-                picked.extend(idx[:k].tolist())
-                n[g] -= k
+    for before, a in reversed(stages):
+        if forced[a] or after[tuple(n)] != before[tuple(n)]:
+            picked.append(a)
+            n = [x - y for x, y in zip(n, groups[a].tolist(), strict=True)]
         after = before
+    # What is left of the counts are single-child arcs: each group's best ones.
+    for g in range(G):
+        picked.extend(firsts[g][: n[g]].tolist())
     return SessionAnswer(best, np.array(sorted(picked), dtype=np.int64))

@@ -59,9 +59,10 @@ _RESERVE = 0.04
 #: 0.08 %, 25 % -> 0.07 %, the score unchanged (its search has converged by then).
 _BOUND_SHARE = 0.15
 #: Fewest multiplier steps worth running: the first few rarely lower the bound
-#: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.08 % after 10,
-#: 0.14 % after 20), and below that the search makes better use of the time.
-_BOUND_MIN_STEPS = 20
+#: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.15 % after 19,
+#: for 0.02-0.05 % of score given up by the search), and below that the search
+#: makes better use of the time.
+_BOUND_MIN_STEPS = 10
 #: Most multiplier steps (past ~100 the bound barely moves, measured on a district).
 _BOUND_STEPS_MAX = 200
 #: Deterministic runs count multiplier steps in place of seconds: one step costs
