@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -259,6 +259,19 @@ class _Run:
 
     # -------------------------------------------------------------- phases
 
+    def run_parts(
+        self, ex: Any, jobs: list[tuple[int, dict[str, Any]]]
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Submit ``(index, payload)`` jobs; yield ``(index, answer)`` as answers come."""
+        ids: dict[int, int] = {}
+        for index, pl in jobs:
+            ids[self.next_task] = index
+            ex.submit(self.next_task, pl)
+            self.next_task += 1
+        for tid, out in ex.results(list(ids)):
+            self.part_seconds.append(out["seconds"])
+            yield ids[tid], out
+
     def payload(self, doc: dict[str, Any], tl: float, seed: int) -> dict[str, Any]:
         return {
             "instance": doc,
@@ -286,23 +299,20 @@ class _Run:
         sizes = [int(np.diff(c.req_arc_ptr)[p.requests].sum()) for p in dec.parts]
         share = FIRST_CUT_SHARE if dec.giant else 1.0
         limits = self.part_limits(sizes, share, ex.workers, lp_arcs)
-        ids: dict[int, int] = {}
+        jobs: list[tuple[int, dict[str, Any]]] = []
         for p, tl in zip(dec.parts, limits, strict=True):
             if not p.document["sessions"]:
                 continue
             pl = self.payload(p.document, tl, self.seed + p.index)
-            if fault is not None and not ids:
+            if fault is not None and not jobs:
                 pl["fault"] = {"marker": fault}
-            ids[self.next_task] = p.index
-            ex.submit(self.next_task, pl)
-            self.next_task += 1
+            jobs.append((p.index, pl))
         answers: dict[int, dict[str, Any]] = {}
-        for tid, out in ex.results(list(ids)):
-            answers[ids[tid]] = out
-            self.part_seconds.append(out["seconds"])
+        for index, out in self.run_parts(ex, jobs):
+            answers[index] = out
             self.pairs_to_current(out["assignments"], self.current)
-            if dec.parts[ids[tid]].independent:
-                self.part_bounds[ids[tid]] = out["bound"]
+            if dec.parts[index].independent:
+                self.part_bounds[index] = out["bound"]
             self.progress()
         for p in dec.parts:  # parts without sessions place nothing
             if p.independent and p.index not in answers:
@@ -362,19 +372,14 @@ class _Run:
         limits = self.part_limits(sizes, share, ex.workers, 0)
         sid = self.c.session_ids
         rid = self.c.request_ids
-        ids: dict[int, int] = {}
+        jobs: list[tuple[int, dict[str, Any]]] = []
         for i, ((_, doc), tl) in enumerate(zip(todo, limits, strict=True)):
-            ids[self.next_task] = i
             pl = self.payload(doc, tl, self.seed + 1000 * (k + 1) + i)
             # Start from the incumbent: with a valid hint a part never scores worse.
             mine = [self.rid[r["id"]] for r in doc["requests"]]
             pl["hint"] = [[rid[r], sid[self.current[r]]] for r in mine if self.current[r] >= 0]
-            ex.submit(self.next_task, pl)
-            self.next_task += 1
-        answers: dict[int, dict[str, Any]] = {}
-        for tid, out in ex.results(list(ids)):
-            answers[ids[tid]] = out
-            self.part_seconds.append(out["seconds"])
+            jobs.append((i, pl))
+        answers = dict(self.run_parts(ex, jobs))
         accepted = 0
         gain = 0
         for i in sorted(answers):  # fixed order: the result does not depend on timing

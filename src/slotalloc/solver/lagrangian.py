@@ -140,6 +140,10 @@ class Lagrangian:
         """Coupling rows (the multipliers' length)."""
         return int(self._hi.shape[0])
 
+    def multipliers(self, duals: FloatArray) -> FloatArray:
+        """Coupling-row multipliers from one dual per row of the formulation, clipped at 0."""
+        return np.maximum(duals[self.rows], 0.0)
+
     def safe_bound(self, value: float, u: FloatArray) -> int | None:
         """``value = L(u)`` as an integer bound, padded by the magnitudes it was summed from.
 
@@ -237,7 +241,7 @@ def lagrangian_bound(f: Formulation, duals: FloatArray) -> int | None:
         lag = Lagrangian(f)
     except ValueError:
         return None
-    u = np.maximum(duals[lag.rows], 0.0)
+    u = lag.multipliers(duals)
     value, _ = lag.evaluate(u)
     return lag.safe_bound(value, u)
 

@@ -1,6 +1,6 @@
 """Sub-models for large-neighbourhood search: free a few variables, fix the rest.
 
-:func:`restrict` folds the fixed variables of every row into its bounds, so the
+:class:`Restrictor` folds the fixed variables of every row into its bounds, so the
 sub-model holds only the rows and terms that still matter; it is vectorised
 over the blocks and costs milliseconds even on a city-sized model.
 :class:`SessionGraph` picks the neighbourhoods: sessions linked by requests
@@ -15,33 +15,10 @@ import numpy.typing as npt
 from slotalloc.compile import Compiled
 from slotalloc.solver.formulation import INF, Formulation, LinearModel, group_rows
 
-__all__ = ["Restrictor", "SessionGraph", "free_variables", "restrict"]
+__all__ = ["Restrictor", "SessionGraph", "free_variables"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def restrict(m: LinearModel, free: BoolArray, values: IntArray) -> tuple[LinearModel, IntArray]:
-    """The model over the free variables, the others fixed at ``values``.
-
-    One-off convenience for :class:`Restrictor` (which a search building many
-    sub-models of one model keeps).
-
-    Parameters
-    ----------
-    m
-        The full model.
-    free
-        One flag per variable.
-    values
-        A feasible assignment of every variable.
-
-    Returns
-    -------
-    tuple
-        The sub-model and, per sub-model variable, its index in ``m``.
-    """
-    return Restrictor(m)(free, values)
 
 
 def _ranges(starts: IntArray, stops: IntArray) -> IntArray:

@@ -161,7 +161,7 @@ def optimize(
         except ValueError as exc:  # sub-problems too large: the LP bound stands
             log.info("no Lagrangian bound: %s", exc)
     if lag is not None:
-        u0 = np.maximum(lp.duals[lag.rows], 0.0)
+        u0 = lag.multipliers(lp.duals)
         # Timed as the search's steps will run (with the arc sets), for its budget.
         lag_bound = lag.safe_bound(lag.evaluate(u0, choose=True)[0], u0)
         stats["lagrangian_seconds"] = round(time.perf_counter() - t, 4)
