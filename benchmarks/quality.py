@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -49,7 +50,8 @@ def _instance_path(size: str, workdir: Path) -> Path:
     return path
 
 
-def _highs(f: Any, limit: float) -> tuple[list[int], int | None]:
+def _highs(f: Any, limit: float) -> tuple[list[int] | None, int | None]:
+    """HiGHS on the formulation: chosen arcs (None when it found no solution), bound."""
     import highspy
 
     from slotalloc.solver.formulation import INF
@@ -88,35 +90,47 @@ def _highs(f: Any, limit: float) -> tuple[list[int], int | None]:
     bound = info.mip_dual_bound
     ub = int(np.floor(bound + 1e-6 * abs(bound) + 1e-6)) if np.isfinite(bound) else None
     if info.primal_solution_status == 0:
-        return [], ub
+        return None, ub
     x = np.round(np.asarray(h.getSolution().col_value)[: f.n_arcs]).astype(np.int64)
     return np.flatnonzero(x).tolist(), ub
 
 
-def _child(method: str, path: str, limit: float) -> None:
-    """Run one method; print one JSON line (score, bound, wall, verified)."""
+def _child(method: str, path: str, limit: float, rate: float | None = None) -> None:
+    """Run one method; print one JSON line (score, bound, wall, verified).
+
+    ``rate`` (``--child-rate``, used by ``benchmarks/matrix.py``): the opt-in
+    ``min_group_rate`` rule, given to ``solve`` (slotalloc) or added to the
+    model as its rows (highs, cpsat-default). The line also says whether a
+    solution was found, the booked requests dropped and moved, and (with
+    ``rate``) whether the solution meets the rule.
+    """
     from ortools.sat.python import cp_model
 
     from slotalloc import load_instance, solve
     from slotalloc.compile import compile_instance
     from slotalloc.models import Status
     from slotalloc.result import result_from_arcs
+    from slotalloc.solve import hint_arcs
     from slotalloc.solver.build import build_formulation
     from slotalloc.solver.cpsat_model import to_cp_model
+    from slotalloc.solver.rule_group_fairness import group_fairness
     from slotalloc.verify import verify
 
     inst = load_instance(path)
+    found = True
     t0 = time.perf_counter()
     if method == "fcfs":
         res = solve(inst, method="fcfs")
     elif method == "slotalloc":
-        res = solve(inst, time_limit=limit, seed=0)
+        res = solve(inst, time_limit=limit, seed=0, min_group_rate=rate)
     else:
         c = compile_instance(inst)
-        f = build_formulation(c)
+        f = build_formulation(c, None if rate is None else group_fairness(c, rate))
         left = max(0.1, limit - (time.perf_counter() - t0))
         if method == "highs":
-            arcs, bound = _highs(f, left)
+            got, bound = _highs(f, left)
+            found = got is not None
+            arcs = got or []
         else:
             solver = cp_model.CpSolver()
             solver.parameters.max_time_in_seconds = left
@@ -124,6 +138,7 @@ def _child(method: str, path: str, limit: float) -> None:
             ok = st in (cp_model.OPTIMAL, cp_model.FEASIBLE)
             sol = np.asarray(solver.response_proto.solution, dtype=np.int64) if ok else None
             arcs = np.flatnonzero(sol[: c.n_arcs]).tolist() if sol is not None else []
+            found = ok
             b = solver.best_objective_bound
             # Without a solution CP-SAT may report a meaningless 0; trust its bound
             # only when it ended with a solution.
@@ -137,9 +152,18 @@ def _child(method: str, path: str, limit: float) -> None:
             instance_name=inst.name,
         )
         if res.score is not None and bound is not None and bound < res.score:
-            bound = None
+            res = dataclasses.replace(res, bound=None)  # a bound below its own score: unusable
     wall = time.perf_counter() - t0
     rep = verify(inst, res.to_solution())
+    placed = {a.request: a.session for a in res.assignments}
+    dropped = sum(b.request not in placed for b in inst.bookings)
+    moved = sum(
+        not b.locked and placed.get(b.request, b.session) != b.session for b in inst.bookings
+    )
+    fair = None
+    if rate is not None:
+        c = compile_instance(inst)
+        fair = group_fairness(c, rate).satisfied(hint_arcs(c, res))
     print(
         json.dumps(
             {
@@ -148,18 +172,24 @@ def _child(method: str, path: str, limit: float) -> None:
                 "wall": wall,
                 "accepted": rep.accepted,
                 "status": str(res.status),
+                "found": found,
+                "placed": len(res.assignments),
+                "bookings": len(inst.bookings),
+                "dropped": dropped,
+                "moved": moved,
+                "fairness_ok": fair,
                 "stats": {k: v for k, v in res.stats.items() if isinstance(v, int | float | str)},
             }
         )
     )
 
 
-def _run(method: str, path: Path, limit: float) -> dict[str, Any]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", method, str(path), str(limit)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def _run(method: str, path: Path, limit: float, rate: float | None = None) -> dict[str, Any]:
+    """Run one method in a child process; its JSON line plus ``peak_mb`` and ``method``."""
+    cmd = [sys.executable, __file__, "--child", method, str(path), str(limit)]
+    if rate is not None:
+        cmd += ["--child-rate", repr(rate)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -183,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also run HiGHS this long, for a reference upper bound (0: skip)",
     )
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--child-rate", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        _child(args.child[0], args.child[1], float(args.child[2]))
+        _child(args.child[0], args.child[1], float(args.child[2]), args.child_rate)
         return 0
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import hashlib
+import importlib
 import json
+import math
 import re
 from collections import Counter
+from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pytest
 
+from slotalloc import solve
+from slotalloc.cli import main
+from slotalloc.compile import compile_instance
 from slotalloc.generate import (
     DISTRICTS,
     SIZES,
     WEEKEND,
+    Variant,
     generate_xiamen,
+    generate_xiamen_document,
     generate_xiamen_json,
 )
 from slotalloc.io import parse_instance
 from slotalloc.models import Instance
+from slotalloc.solver.infeasibility import locked_conflicts
+from slotalloc.verify import verify
 
 CITY_REQUESTS, CITY_SITES = SIZES["city"]
 
@@ -259,3 +272,329 @@ def test_second_requests_repeat_the_children(city: Instance) -> None:
     assert 0.5 * len(seconds) < other_day < len(seconds)  # mostly the other day, some same day
     per_child = Counter(c for r in city.requests for c in r.children)
     assert max(per_child.values()) == 3  # the per-child cap of 2 binds for a few
+
+
+# ---------------------------------------------------------------- scenario variants
+
+# sha256 of generate_xiamen_json(seed, requests, sites), computed with the generator as it
+# was before the variants were added: the plain scenario must never change.
+PLAIN_SHA256 = {
+    (1, 400, 4): "ad089d2fe24d3fd1dfa5debe061287a323c71b303c128c4daeda587c14a2438a",
+    (3, 3000, 12): "ee7f415834572545b8f07d0d0e958ddd985ea145a84e17ba8c6d41c748135f41",
+    (11, 600, 5): "66a9d127a731c8ff80a70c96c5704e64e478c2ea6e7c2d365c3613dadabd7a4e",
+    (2, 1, 1): "c037d71c4966a4df5a2a710781c88a2ff5332b4b42df9c7db6e23aa9519cb5a8",
+}
+BASE = (5, 400, 4)  # seed, requests, sites of the variant tests
+
+
+def _doc(**kwargs: object) -> dict[str, Any]:
+    return json.loads(generate_xiamen_json(*BASE, **kwargs))  # type: ignore[arg-type]
+
+
+def _half_up(share: float, n: int) -> int:
+    return math.floor(share * n + 0.5)
+
+
+@pytest.mark.parametrize(("seed", "requests", "sites"), sorted(PLAIN_SHA256))
+def test_plain_scenario_is_byte_identical_to_before_the_variants(
+    seed: int, requests: int, sites: int
+) -> None:
+    text = generate_xiamen_json(seed, requests, sites)
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == PLAIN_SHA256[seed, requests, sites]
+
+
+def test_explicit_default_variant_is_the_plain_scenario() -> None:
+    explicit = generate_xiamen_json(
+        1,
+        400,
+        4,
+        staffing="per_group",
+        bookings=0.0,
+        bookings_from="plan",
+        locked=0.0,
+        cut=0,
+        overlap=False,
+        tight=False,
+        priorities="default",
+    )
+    assert explicit == generate_xiamen_json(1, 400, 4)
+    assert generate_xiamen_document(1, 400, 4) == json.loads(explicit)
+    assert "bookings" not in json.loads(explicit)
+
+
+def test_variant_with_bookings_locked_and_cut_gives_identical_bytes() -> None:
+    kwargs: dict[str, Any] = {"bookings": 0.6, "locked": 0.3, "cut": 3, "tight": True}
+    a = generate_xiamen_json(*BASE, **kwargs)
+    b = generate_xiamen_json(*BASE, **kwargs)
+    assert a.encode("utf-8") == b.encode("utf-8")
+    name = json.loads(a)["name"]
+    assert name == "xiamen-weekend-2025-04-19-seed5-400r-4s-b0.6fcfs-l0.3-cut3-tight"
+    assert generate_xiamen_json(6, 400, 4, **kwargs) != a
+
+
+def test_variant_names() -> None:
+    assert Variant().suffix == ""
+    v = Variant(
+        staffing="pooled",
+        bookings=0.2,
+        bookings_from="plan",
+        locked=0.1,
+        cut=4,
+        overlap=True,
+        tight=True,
+        priorities="mix",
+    )
+    assert v.suffix == "-b0.2plan-l0.1-cut4-pooled-overlap-tight-prio-mix"
+    assert _doc(priorities="mix")["name"].endswith("-4s-prio-mix")
+
+
+def test_bookings_are_a_seeded_share_of_the_fcfs_placements() -> None:
+    plain = generate_xiamen(*BASE)
+    placed = [(a.request, a.session) for a in solve(plain, method="fcfs").assignments]
+    inst = generate_xiamen(*BASE, bookings=0.3)
+    got = [(b.request, b.session) for b in inst.bookings]
+    assert len(got) == _half_up(0.3, len(placed)) > 20
+    position = {p: i for i, p in enumerate(placed)}
+    assert all(g in position for g in got)
+    assert [position[g] for g in got] == sorted(position[g] for g in got)  # plan order
+    assert not any(b.locked for b in inst.bookings)
+    # Everything but the bookings (and the name) is the plain instance.
+    assert inst.model_copy(update={"bookings": (), "name": plain.name}) == plain
+    everything = generate_xiamen(*BASE, bookings=1.0)
+    assert [(b.request, b.session) for b in everything.bookings] == placed
+    assert generate_xiamen(*BASE, bookings=0.3) == inst
+
+
+def test_bookings_from_plan_take_the_batch_plans_placements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    solve_module = importlib.import_module("slotalloc.solve")
+    real = solve_module.solve
+    calls: list[dict[str, Any]] = []
+
+    def quick(instance: Instance, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(instance, **{**kwargs, "time_limit": 0.3})  # keep the test fast
+
+    monkeypatch.setattr(solve_module, "solve", quick)
+    inst = generate_xiamen(3, 200, 2, bookings=0.5, bookings_from="plan", locked=0.2)
+    assert calls == [{"time_limit": 2.0, "deterministic": True, "seed": 3}]
+    plain = generate_xiamen(3, 200, 2)
+    plan = real(plain, time_limit=0.3, deterministic=True, seed=3)
+    placed = {(a.request, a.session) for a in plan.assignments}
+    got = {(b.request, b.session) for b in inst.bookings}
+    assert got <= placed
+    assert len(got) == _half_up(0.5, len(placed))
+    assert inst.name is not None and inst.name.endswith("-b0.5plan-l0.2")
+
+
+def test_locked_is_a_seeded_share_of_the_bookings() -> None:
+    inst = generate_xiamen(*BASE, bookings=0.5, locked=0.25)
+    n_locked = sum(b.locked for b in inst.bookings)
+    assert n_locked == _half_up(0.25, len(inst.bookings)) > 5
+    unlocked = generate_xiamen(*BASE, bookings=0.5)
+    assert [(b.request, b.session) for b in inst.bookings] == [
+        (b.request, b.session) for b in unlocked.bookings
+    ]
+    assert locked_conflicts(compile_instance(inst)) == ()
+    everything = generate_xiamen(*BASE, bookings=0.5, locked=1.0)
+    assert all(b.locked for b in everything.bookings)
+
+
+def _booked_children(doc: dict[str, Any]) -> Counter[str]:
+    size = {r["id"]: len(r["children"]) for r in doc["requests"]}
+    out: Counter[str] = Counter()
+    for b in doc["bookings"]:
+        out[b["session"]] += size[b["request"]]
+    return out
+
+
+@pytest.mark.parametrize(("bookings", "locked", "cut"), [(0.6, 0.3, 4), (1.0, 1.0, 6)])
+def test_cut_removes_one_caregiver_at_the_most_booked_sessions(
+    bookings: float, locked: float, cut: int
+) -> None:
+    before = _doc(bookings=bookings, locked=locked)
+    after = _doc(bookings=bookings, locked=locked, cut=cut)
+    assert after["bookings"] == before["bookings"]
+    old = {s["id"]: s["caregivers"] for s in before["sessions"]}
+    new = {s["id"]: s["caregivers"] for s in after["sessions"]}
+    changed = [sid for sid in old if new[sid] != old[sid]]
+    assert all(new[sid] == old[sid] - 1 for sid in changed)
+    # The cut sessions are the most booked ones, except those whose locked bookings
+    # need every caregiver (skipped); fewer than asked only when too few qualify.
+    booked = _booked_children(before)
+    ranked = sorted((s for s in booked if old[s] >= 1), key=lambda s: (-booked[s], s))
+    assert 1 <= len(changed) <= cut
+    last = max(ranked.index(s) for s in changed) if len(changed) == cut else len(ranked)
+    skipped = [s for s in ranked[:last] if s not in changed]
+    for sid in skipped:
+        trial = json.loads(json.dumps(before))
+        next(s for s in trial["sessions"] if s["id"] == sid)["caregivers"] -= 1
+        assert locked_conflicts(compile_instance(parse_instance(trial))) != ()
+    inst = parse_instance(after)
+    assert locked_conflicts(compile_instance(inst)) == ()
+    assert set(changed) | set(skipped) == set(ranked[: last + 1])
+    if locked < 1.0:
+        assert len(changed) == cut
+    else:
+        assert skipped  # with every booking locked, full sessions are skipped
+    res = solve(inst, method="fcfs")
+    assert verify(inst, res.to_solution()).accepted
+
+
+def test_pooled_staffing_variant() -> None:
+    doc = _doc(staffing="pooled", bookings=0.2, locked=0.1)
+    assert doc["policy"]["staffing"] == "pooled"
+    assert doc["name"].endswith("-b0.2fcfs-l0.1-pooled")
+    plain = _doc()
+    assert doc["sessions"] == plain["sessions"] and doc["requests"] == plain["requests"]
+
+
+def test_tight_scales_caregivers_to_about_sixty_percent() -> None:
+    plain = _doc()
+    tight = _doc(tight=True)
+    assert tight["name"].endswith("-tight")
+    assert len(tight["sessions"]) == len(plain["sessions"])
+    for p, t in zip(plain["sessions"], tight["sessions"], strict=True):
+        assert {**t, "caregivers": p["caregivers"]} == p
+        assert 1 <= t["caregivers"] <= math.ceil(0.6 * p["caregivers"])
+        assert t["caregivers"] == max(1, math.floor(0.6 * p["caregivers"] + 0.5))
+    assert sum(s["caregivers"] for s in tight["sessions"]) <= 0.65 * sum(
+        s["caregivers"] for s in plain["sessions"]
+    )
+    assert tight["requests"] == plain["requests"]
+    served = {
+        name: len(solve(parse_instance(d), method="fcfs").assignments)
+        for name, d in (("plain", plain), ("tight", tight))
+    }
+    assert served["tight"] < 0.8 * served["plain"]
+
+
+def test_priority_mix() -> None:
+    plain = _doc()
+    mix = _doc(priorities="mix")
+    n = len(mix["requests"])
+    share = Counter(r.get("priority", 0) for r in mix["requests"])
+    assert set(share) == {0, 1, 3, 5, 9}
+    assert abs(share[0] / n - 0.6) < 0.08
+    assert all(abs(share[p] / n - 0.1) < 0.05 for p in (1, 3, 5, 9))
+    plain_share = Counter(r.get("priority", 0) for r in plain["requests"])
+    assert plain_share[0] / n > 0.8
+    # Only the priorities change: same requests, preferences and children.
+    strip = [{k: v for k, v in r.items() if k != "priority"} for r in mix["requests"]]
+    assert strip == [{k: v for k, v in r.items() if k != "priority"} for r in plain["requests"]]
+
+
+def _overlapping_pairs(inst: Instance) -> int:
+    """Pairs (session of one request, session of another) sharing a child and overlapping."""
+    by_id = {s.id: s for s in inst.sessions}
+    requests_of: dict[str, list[Any]] = {}
+    for r in inst.requests:
+        for c in r.children:
+            requests_of.setdefault(c, []).append(r)
+    n = 0
+    for rs in requests_of.values():
+        for i, a in enumerate(rs):
+            for b in rs[i + 1 :]:
+                for p in a.preferences:
+                    for q in b.preferences:
+                        s, t = by_id[p], by_id[q]
+                        n += s.start < t.end and t.start < s.end
+    return n
+
+
+def test_overlap_adds_classes_and_overlapping_choices() -> None:
+    plain = generate_xiamen(*BASE)
+    over = generate_xiamen(*BASE, overlap=True)
+    assert over.name is not None and over.name.endswith("-overlap")
+    kinds = Counter(s.kind for s in over.sessions)
+    plain_kinds = Counter(s.kind for s in plain.sessions)
+    assert kinds["experience_class"] >= plain_kinds["experience_class"] + 2 * BASE[2]
+    assert kinds["half_day"] == plain_kinds["half_day"]
+    plain_ids = {s.id for s in plain.sessions}
+    by_id = {s.id: s for s in over.sessions}
+    assert all(by_id[s.id] == s for s in plain.sessions)  # the plain sessions are all kept
+    halves = [s for s in over.sessions if s.kind == "half_day"]
+    for s in (s for s in over.sessions if s.id not in plain_ids):
+        assert s.kind == "experience_class" and s.end - s.start == dt.timedelta(hours=1)
+        assert any(h.site == s.site and h.start < s.end and s.start < h.end for h in halves)
+    assert _overlapping_pairs(over) > 3 * _overlapping_pairs(plain)
+    same_day = sum(r.id.endswith(("b", "c")) for r in over.requests)
+    assert same_day > 1.3 * sum(r.id.endswith(("b", "c")) for r in plain.requests)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"bookings": -0.1},
+        {"bookings": 1.5},
+        {"bookings": float("nan")},
+        {"bookings": True},
+        {"bookings": "0.2"},
+        {"bookings": 0.2, "locked": 1.01},
+        {"locked": 0.5},
+        {"cut": 2},
+        {"bookings": 0.2, "cut": -1},
+        {"bookings": 0.2, "cut": 1.5},
+        {"bookings": 0.2, "bookings_from": "random"},
+        {"priorities": "heavy"},
+        {"overlap": 1},
+        {"staffing": "shared", "bookings": 0.2},
+    ],
+)
+def test_bad_variant_values_are_refused_in_one_sentence(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError) as info:
+        generate_xiamen_json(*BASE, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message and message.count(". ") == 0
+
+
+def test_cli_generate_variant(tmp_path: Path) -> None:
+    out = tmp_path / "v.json"
+    args = ["generate", "xiamen", "--seed", "5", "--requests", "400", "--sites", "4"]
+    flags = ["--bookings", "0.6", "--locked", "0.3", "--cut", "3", "--tight", "--overlap"]
+    flags += ["--staffing", "pooled", "--priorities", "mix"]
+    assert main([*args, *flags, "-o", str(out)]) == 0
+    expected = generate_xiamen_json(
+        *BASE,
+        staffing="pooled",
+        bookings=0.6,
+        locked=0.3,
+        cut=3,
+        overlap=True,
+        tight=True,
+        priorities="mix",
+    )
+    assert out.read_text(encoding="utf-8") == expected
+    plain = tmp_path / "plain.json"
+    assert main(["generate", "xiamen", "--seed", "1", "--requests", "400", "--sites", "4",
+                 "-o", str(plain)]) == 0  # fmt: skip
+    assert hashlib.sha256(plain.read_bytes()).hexdigest() == PLAIN_SHA256[1, 400, 4]
+
+
+@pytest.mark.parametrize(
+    "flags", [["--cut", "2"], ["--bookings", "1.5"], ["--bookings", "0.2", "--cut", "-1"]]
+)
+def test_cli_generate_bad_variant_exits_2_with_one_line(
+    tmp_path: Path, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "v.json"
+    args = ["generate", "xiamen", "--seed", "5", "--requests", "400", "--sites", "4"]
+    assert main([*args, *flags, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("slotalloc generate: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_generator_module_imports_no_solver() -> None:
+    import slotalloc.generate as gen
+
+    tree = ast.parse(Path(gen.__file__).read_text(encoding="utf-8"))
+    top = {
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in top if m and m.startswith(("slotalloc.solve", "ortools"))}

@@ -182,7 +182,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     _out_path_ok(args.output)
     if args.requests < 1 or args.sites < 1:
         raise _Fail("slotalloc generate: --requests and --sites must be at least 1.")
-    text = generate_xiamen_json(args.seed, args.requests, args.sites)
+    try:
+        text = generate_xiamen_json(
+            args.seed,
+            args.requests,
+            args.sites,
+            staffing=args.staffing,
+            bookings=args.bookings,
+            bookings_from=args.bookings_from,
+            locked=args.locked,
+            cut=args.cut,
+            overlap=args.overlap,
+            tight=args.tight,
+            priorities=args.priorities,
+        )
+    except ValueError as e:
+        raise _Fail(f"slotalloc generate: {e}.") from None
     _write(args.output, text)
     return EXIT_OK
 
@@ -478,6 +493,38 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--requests", type=int, default=25000)
     g.add_argument("--sites", type=int, default=91)
+    g.add_argument("--staffing", choices=["per_group", "pooled"], default="per_group")
+    g.add_argument(
+        "--bookings",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share (0..1) of a source plan's placements written as bookings (default 0)",
+    )
+    g.add_argument(
+        "--bookings-from",
+        choices=["fcfs", "plan"],
+        default="fcfs",
+        help="source plan of the bookings: first come, first served, or a batch plan",
+    )
+    g.add_argument(
+        "--locked", type=float, default=0.0, metavar="F", help="share (0..1) of bookings locked"
+    )
+    g.add_argument(
+        "--cut",
+        type=int,
+        default=0,
+        metavar="K",
+        help="one caregiver less at the K most booked sessions (needs --bookings)",
+    )
+    g.add_argument("--overlap", action="store_true", help="more classes overlapping the half-days")
+    g.add_argument("--tight", action="store_true", help="caregivers scaled to about 60%%")
+    g.add_argument(
+        "--priorities",
+        choices=["default", "mix"],
+        default="default",
+        help="priority draw: the default one, or a heavier mix",
+    )
     g.add_argument("-o", "--output", required=True)
     g.set_defaults(run=_cmd_generate)
 

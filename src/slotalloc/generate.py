@@ -11,6 +11,11 @@ Everything random goes through :func:`numpy.random.default_rng` seeded with the
 caller's seed, so equal arguments give byte-identical files. Nothing random
 happens at import time.
 
+Scenario variants (:class:`Variant`: bookings from a source plan, locked
+bookings, caregiver cuts, pooled staffing, more overlapping classes, scarce
+caregivers, a heavier priority mix) are keyword-only options of the public
+functions; with none of them the output is exactly the plain scenario's.
+
 Examples
 --------
 >>> from slotalloc.generate import SIZES, generate_xiamen
@@ -23,7 +28,9 @@ Examples
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -37,6 +44,7 @@ __all__ = [
     "SIZES",
     "WEEKEND",
     "District",
+    "Variant",
     "generate_xiamen",
     "generate_xiamen_document",
     "generate_xiamen_json",
@@ -160,6 +168,21 @@ _N_PREFS_P = (0.20, 0.30, 0.25, 0.15, 0.10)  # 1..5 preferences
 _PRIORITIES = (0, 1, 3, 5, 9)
 _PRIORITY_P = (0.88, 0.05, 0.035, 0.01, 0.025)
 
+# Variants (docs/generator.md, "Variants"). Each draws from its own stream
+# numpy.random.default_rng([seed, tag]), so the plain scenario's draws are untouched.
+_TAG_BOOKINGS = 1
+_TAG_LOCKED = 2
+_TAG_OVERLAP = 3
+_PRIORITY_MIX_P = (0.60, 0.10, 0.10, 0.10, 0.10)  # --priorities mix
+_OVERLAP_CLASS_P = 0.5  # --overlap: each missing one-hour class time of a day, per site
+_OVERLAP_EXTRA_REQUEST_P = (0.55, 0.10, 0.30, 0.05)  # none, other day, same day, both
+_SAME_DAY_HALF_P = 0.3  # same-day request: the other half-day (else a class / hourly)
+_SAME_DAY_HOURLY_P = 0.5  # ... and among the rest, hourly (else a class)
+_OVERLAP_SAME_DAY_HALF_P = 0.1
+_OVERLAP_SAME_DAY_HOURLY_P = 0.2
+_TIGHT_SHARE = 0.6  # --tight: caregivers scaled to this share, rounded, at least 1
+_PLAN_TIME_LIMIT = 2.0  # --bookings-from plan: deterministic work budget of the source plan
+
 # Preference scoring (lower is better), Gumbel noise added.
 _W_KM = 0.5
 _W_PERIOD = 2.0
@@ -180,8 +203,111 @@ _HOUR_WEIGHTS = np.array(
 # ---------------------------------------------------------------- public API
 
 
+@dataclass(frozen=True)
+class Variant:
+    """The scenario variant of a generated instance (all defaults: the plain scenario).
+
+    Every field is validated on construction. The meaning of each is
+    specified in ``docs/generator.md`` ("Variants").
+
+    Parameters
+    ----------
+    staffing
+        ``"per_group"`` (default) or ``"pooled"``, written in the policy.
+    bookings
+        Share in [0, 1] of the source plan's placements that become bookings.
+    bookings_from
+        Source plan of the bookings: ``"fcfs"`` (first come, first served) or
+        ``"plan"`` (a previous batch plan).
+    locked
+        Share in [0, 1] of the bookings that are locked; needs ``bookings > 0``
+        when it is not 0.
+    cut
+        Number of the most booked sessions that lose one caregiver (>= 0);
+        needs ``bookings > 0`` when it is not 0.
+    overlap
+        More one-hour classes overlapping the half-days, and more families
+        asking for a class on the same day as a half-day.
+    tight
+        Every session's caregivers scaled to about 60 % (at least 1).
+    priorities
+        ``"default"`` or ``"mix"`` (60 % priority 0, 10 % each of 1, 3, 5, 9).
+
+    Raises
+    ------
+    ValueError
+        When a field is out of range, or ``locked`` or ``cut`` is set without
+        bookings.
+    """
+
+    staffing: str = "per_group"
+    bookings: float = 0.0
+    bookings_from: str = "fcfs"
+    locked: float = 0.0
+    cut: int = 0
+    overlap: bool = False
+    tight: bool = False
+    priorities: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.staffing not in ("per_group", "pooled"):
+            raise ValueError(f"staffing must be 'per_group' or 'pooled', got {self.staffing!r}")
+        for name in ("bookings", "locked"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1, got {value!r}")
+        if self.bookings_from not in ("fcfs", "plan"):
+            raise ValueError(f"bookings_from must be 'fcfs' or 'plan', got {self.bookings_from!r}")
+        if isinstance(self.cut, bool) or not isinstance(self.cut, int | np.integer):
+            raise ValueError(f"cut must be an integer, got {self.cut!r}")
+        if self.cut < 0:
+            raise ValueError(f"cut must be >= 0, got {self.cut}")
+        for name in ("overlap", "tight"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.priorities not in ("default", "mix"):
+            raise ValueError(f"priorities must be 'default' or 'mix', got {self.priorities!r}")
+        if self.bookings == 0 and self.locked > 0:
+            raise ValueError("locked needs bookings > 0 (there are no bookings to lock)")
+        if self.bookings == 0 and self.cut > 0:
+            raise ValueError("cut needs bookings > 0 (it cuts at the most booked sessions)")
+
+    @property
+    def suffix(self) -> str:
+        """What the instance ``name`` appends for this variant ("" for the plain scenario)."""
+        parts = []
+        if self.bookings > 0:
+            parts.append(f"b{float(self.bookings):g}{self.bookings_from}")
+        if self.locked > 0:
+            parts.append(f"l{float(self.locked):g}")
+        if self.cut > 0:
+            parts.append(f"cut{self.cut}")
+        if self.staffing == "pooled":
+            parts.append("pooled")
+        if self.overlap:
+            parts.append("overlap")
+        if self.tight:
+            parts.append("tight")
+        if self.priorities == "mix":
+            parts.append("prio-mix")
+        return "".join(f"-{p}" for p in parts)
+
+
 def generate_xiamen(
-    seed: int, requests: int, sites: int = 91, *, staffing: str = "per_group"
+    seed: int,
+    requests: int,
+    sites: int = 91,
+    *,
+    staffing: str = "per_group",
+    bookings: float = 0.0,
+    bookings_from: str = "fcfs",
+    locked: float = 0.0,
+    cut: int = 0,
+    overlap: bool = False,
+    tight: bool = False,
+    priorities: str = "default",
 ) -> Instance:
     """Generate a validated Xiamen weekend instance.
 
@@ -197,23 +323,61 @@ def generate_xiamen(
         in proportion to their population (91 for the city scenario).
     staffing
         ``"per_group"`` or ``"pooled"``, written in the policy.
+    bookings
+        Share in [0, 1] of the placements of a source plan (computed on the
+        same instance without bookings) that become ``bookings`` (default 0:
+        none).
+    bookings_from
+        The source plan: ``"fcfs"`` (first come, first served, default) or
+        ``"plan"`` (``slotalloc.solve`` with a 2-unit deterministic budget).
+    locked
+        Share in [0, 1] of the bookings marked ``"locked": true`` (default 0).
+    cut
+        One caregiver less at the ``cut`` sessions holding the most booked
+        children, skipping sessions where the locked bookings would no longer
+        fit (default 0).
+    overlap
+        More one-hour classes overlapping the half-days and more same-day
+        class requests, so that the overlap rule binds often.
+    tight
+        Scarce caregivers: every session's caregivers scaled to about 60 %
+        (at least 1).
+    priorities
+        ``"default"`` or ``"mix"`` (a heavier priority mix).
 
     Returns
     -------
     Instance
-        The validated instance; equal arguments give equal instances.
+        The validated instance; equal arguments give equal instances. Its
+        locked bookings are consistent, so it is feasible.
 
     Raises
     ------
     ValueError
-        When an argument is out of range.
+        When an argument is out of range, or ``locked`` or ``cut`` is set
+        without bookings.
+
+    See Also
+    --------
+    Variant : the variant options, validated together.
     """
-    doc = generate_xiamen_document(seed, requests, sites, staffing=staffing)
-    return Instance.model_validate(doc, strict=True)
+    v = Variant(staffing, bookings, bookings_from, locked, cut, overlap, tight, priorities)
+    return Instance.model_validate(_document(seed, requests, sites, v), strict=True)
 
 
 def generate_xiamen_json(
-    seed: int, requests: int, sites: int = 91, *, staffing: str = "per_group"
+    seed: int,
+    requests: int,
+    sites: int = 91,
+    *,
+    staffing: str = "per_group",
+    bookings: float = 0.0,
+    bookings_from: str = "fcfs",
+    locked: float = 0.0,
+    cut: int = 0,
+    overlap: bool = False,
+    tight: bool = False,
+    priorities: str = "default",
 ) -> str:
     """Generate a Xiamen weekend instance as the exact text of its file.
 
@@ -223,8 +387,10 @@ def generate_xiamen_json(
 
     Parameters
     ----------
-    seed, requests, sites, staffing
+    seed, requests, sites
         As for :func:`generate_xiamen`.
+    staffing, bookings, bookings_from, locked, cut, overlap, tight, priorities
+        The variant, as for :func:`generate_xiamen`.
 
     Returns
     -------
@@ -234,25 +400,41 @@ def generate_xiamen_json(
     Raises
     ------
     ValueError
-        When an argument is out of range.
+        When an argument is out of range, or ``locked`` or ``cut`` is set
+        without bookings.
     """
-    doc = generate_xiamen_document(seed, requests, sites, staffing=staffing)
+    v = Variant(staffing, bookings, bookings_from, locked, cut, overlap, tight, priorities)
+    doc = _document(seed, requests, sites, v)
     Instance.model_validate(doc, strict=True)
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def generate_xiamen_document(
-    seed: int, requests: int, sites: int = 91, *, staffing: str = "per_group"
+    seed: int,
+    requests: int,
+    sites: int = 91,
+    *,
+    staffing: str = "per_group",
+    bookings: float = 0.0,
+    bookings_from: str = "fcfs",
+    locked: float = 0.0,
+    cut: int = 0,
+    overlap: bool = False,
+    tight: bool = False,
+    priorities: str = "default",
 ) -> dict[str, Any]:
     """Generate a Xiamen weekend instance as a plain JSON document (not validated).
 
     Optional keys whose value would be the default are left out, to keep the
-    files small.
+    files small. (With bookings, the instance without them is validated to
+    compute the source plan.)
 
     Parameters
     ----------
-    seed, requests, sites, staffing
+    seed, requests, sites
         As for :func:`generate_xiamen`.
+    staffing, bookings, bookings_from, locked, cut, overlap, tight, priorities
+        The variant, as for :func:`generate_xiamen`.
 
     Returns
     -------
@@ -262,23 +444,52 @@ def generate_xiamen_document(
     Raises
     ------
     ValueError
-        When an argument is out of range.
+        When an argument is out of range, or ``locked`` or ``cut`` is set
+        without bookings.
     """
-    _check_args(seed, requests, sites, staffing)
+    v = Variant(staffing, bookings, bookings_from, locked, cut, overlap, tight, priorities)
+    return _document(seed, requests, sites, v)
+
+
+def _document(seed: int, requests: int, sites: int, v: Variant) -> dict[str, Any]:
+    _check_args(seed, requests, sites, v.staffing)
     site_rng, family_rng = np.random.default_rng(seed).spawn(2)
     site_table = _make_sites(site_rng, sites)
-    session_table = _make_sessions(site_rng, site_table)
-    families = _make_families(family_rng, requests, site_table)
-    rows = _make_requests(family_rng, families, site_table, session_table)
-    return {
+    overlap_rng = _stream(seed, _TAG_OVERLAP) if v.overlap else None
+    session_table = _make_sessions(site_rng, site_table, overlap_rng)
+    families = _make_families(
+        family_rng,
+        requests,
+        site_table,
+        extra_p=_OVERLAP_EXTRA_REQUEST_P if v.overlap else _EXTRA_REQUEST_P,
+        priority_p=_PRIORITY_MIX_P if v.priorities == "mix" else _PRIORITY_P,
+    )
+    rows = _make_requests(
+        family_rng,
+        families,
+        site_table,
+        session_table,
+        same_day_half_p=_OVERLAP_SAME_DAY_HALF_P if v.overlap else _SAME_DAY_HALF_P,
+        same_day_hourly_p=_OVERLAP_SAME_DAY_HOURLY_P if v.overlap else _SAME_DAY_HOURLY_P,
+    )
+    session_docs = session_table.documents
+    if v.tight:
+        for doc in session_docs:
+            doc["caregivers"] = _tight(doc["caregivers"])
+    out: dict[str, Any] = {
         "format": "slotalloc.instance/1",
-        "name": f"xiamen-weekend-{WEEKEND[0]}-seed{seed}-{requests}r-{sites}s",
-        "policy": {"preset": "cn-2019", "staffing": staffing, "max_sessions_per_child": 2},
+        "name": f"xiamen-weekend-{WEEKEND[0]}-seed{seed}-{requests}r-{sites}s{v.suffix}",
+        "policy": {"preset": "cn-2019", "staffing": v.staffing, "max_sessions_per_child": 2},
         "sites": site_table.documents(),
-        "sessions": session_table.documents,
+        "sessions": session_docs,
         "children": families.child_documents(),
         "requests": rows.documents(families, session_table),
     }
+    if v.bookings > 0:
+        out["bookings"] = _bookings(out, seed, v)
+        if v.cut > 0:
+            _cut_caregivers(out, v.cut)
+    return out
 
 
 # ---------------------------------------------------------------- arguments
@@ -292,6 +503,87 @@ def _check_args(seed: Any, requests: Any, sites: Any, staffing: Any) -> None:
             raise ValueError(f"{name} must be >= {low}, got {value}")
     if staffing not in ("per_group", "pooled"):
         raise ValueError(f"staffing must be 'per_group' or 'pooled', got {staffing!r}")
+
+
+def _stream(seed: int, tag: int) -> np.random.Generator:
+    """A variant's own random stream, independent of the plain scenario's."""
+    return np.random.default_rng([int(seed), tag])
+
+
+# ---------------------------------------------------------------- variants
+
+
+def _tight(caregivers: int) -> int:
+    """About 60 % of ``caregivers`` (rounded half up), at least 1."""
+    return max(1, math.floor(_TIGHT_SHARE * caregivers + 0.5))
+
+
+def _share(n: int, share: float) -> int:
+    """``round(share * n)``, halves up (not to even)."""
+    return min(n, math.floor(float(share) * n + 0.5))
+
+
+def _bookings(doc: dict[str, Any], seed: int, v: Variant) -> list[dict[str, Any]]:
+    """Bookings drawn from the placements of a source plan of ``doc`` (no bookings yet)."""
+    from slotalloc.solve import solve  # only here: importing the generator loads no solver
+
+    base = Instance.model_validate(doc, strict=True)
+    if v.bookings_from == "fcfs":
+        plan = solve(base, method="fcfs")
+    else:
+        plan = solve(base, time_limit=_PLAN_TIME_LIMIT, deterministic=True, seed=seed)
+    placed = plan.assignments  # in request order
+    n = len(placed)
+    chosen = np.sort(_stream(seed, _TAG_BOOKINGS).permutation(n)[: _share(n, v.bookings)])
+    k = int(chosen.size)
+    lock = np.zeros(k, dtype=np.bool_)
+    lock[_stream(seed, _TAG_LOCKED).permutation(k)[: _share(k, v.locked)]] = True
+    out: list[dict[str, Any]] = []
+    for i, is_locked in zip(chosen.tolist(), lock.tolist(), strict=True):
+        b: dict[str, Any] = {"request": placed[i].request, "session": placed[i].session}
+        if is_locked:  # false is the default: left out
+            b["locked"] = True
+        out.append(b)
+    return out
+
+
+def _cut_caregivers(doc: dict[str, Any], k: int) -> list[str]:
+    """One caregiver less at the ``k`` most booked sessions the locked bookings allow.
+
+    Sessions are ranked by booked children (most first, ties by id) among
+    those with a booking and at least one caregiver; a session is skipped
+    when, with one caregiver less, the locked bookings alone would break a
+    rule (:func:`slotalloc.solver.infeasibility.locked_conflicts`). Returns the
+    ids of the sessions cut (fewer than ``k`` if too few qualify).
+    """
+    from dataclasses import replace
+
+    from slotalloc.compile import compile_instance
+    from slotalloc.solver.infeasibility import locked_conflicts
+
+    size = {r["id"]: len(r["children"]) for r in doc["requests"]}
+    booked: dict[str, int] = {}
+    for b in doc["bookings"]:
+        booked[b["session"]] = booked.get(b["session"], 0) + size[b["request"]]
+    by_id = {s["id"]: s for s in doc["sessions"]}
+    ranked = sorted(
+        (sid for sid in booked if by_id[sid]["caregivers"] >= 1),
+        key=lambda sid: (-booked[sid], sid),
+    )
+    compiled = compile_instance(Instance.model_validate(doc, strict=True))
+    index = {sid: i for i, sid in enumerate(compiled.session_ids)}
+    caregivers = compiled.caregivers.copy()
+    cut: list[str] = []
+    for sid in ranked:
+        if len(cut) == k:
+            break
+        caregivers[index[sid]] -= 1
+        if locked_conflicts(replace(compiled, caregivers=caregivers)):
+            caregivers[index[sid]] += 1  # the locked bookings need every caregiver here
+            continue
+        by_id[sid]["caregivers"] -= 1
+        cut.append(sid)
+    return cut
 
 
 # ---------------------------------------------------------------- sites
@@ -407,13 +699,26 @@ def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-def _make_sessions(rng: np.random.Generator, site_table: _Sites) -> _Sessions:
+def _make_sessions(
+    rng: np.random.Generator, site_table: _Sites, overlap_rng: np.random.Generator | None = None
+) -> _Sessions:
+    """Sessions of every site; ``overlap_rng`` (``--overlap``) adds one-hour classes.
+
+    The added classes take their draws from ``overlap_rng`` only, so the other
+    sessions are the plain scenario's.
+    """
     n_sites = len(site_table.ids)
     n_extra = rng.choice(_MAX_EXTRAS + 1, size=n_sites, p=(0.30, 0.45, 0.20, 0.05))
     catalogue = [(day, t) for day in range(2) for t in range(len(_EXTRAS))]
     pick_u = rng.random((n_sites, len(catalogue)))
     # Uniform numbers drawn in bulk, consumed site by site in a fixed order (<= 6 a session).
     attr_u = rng.random((n_sites, 6 * (4 + _MAX_EXTRAS)))
+    class_times = [t for t, (k, _, _) in enumerate(_EXTRAS) if k == 1]
+    n_slots = _SLOTS
+    if overlap_rng is not None:
+        add_u = overlap_rng.random((n_sites, 2, len(class_times)))
+        add_attr_u = overlap_rng.random((n_sites, 6 * 2 * len(class_times)))
+        n_slots += len(class_times)
     docs: list[dict[str, Any]] = []
     ids: list[str] = []
     kind: list[int] = []
@@ -421,18 +726,30 @@ def _make_sessions(rng: np.random.Generator, site_table: _Sites) -> _Sessions:
     min_m: list[int] = []
     max_m: list[int] = []
     cap: list[int] = []
-    slots = np.full((n_sites, 2, _SLOTS), -1, dtype=np.int64)
+    slots = np.full((n_sites, 2, n_slots), -1, dtype=np.int64)
     for s in range(n_sites):
-        draws = iter(attr_u[s].tolist())
+        own_draws = iter(attr_u[s].tolist())
         site_id = site_table.ids[s]
         site_cap = int(site_table.capacity[s])
         picks = np.argsort(pick_u[s], kind="stable")[: int(n_extra[s])]
-        templates: list[tuple[int, tuple[int, int, int]]] = [(d, _AM) for d in range(2)]
-        templates += [(d, _PM) for d in range(2)]
-        templates += [(catalogue[p][0], _EXTRAS[catalogue[p][1]]) for p in picks.tolist()]
+        templates: list[tuple[int, tuple[int, int, int], bool]] = [
+            (d, _AM, False) for d in range(2)
+        ]
+        templates += [(d, _PM, False) for d in range(2)]
+        templates += [(catalogue[p][0], _EXTRAS[catalogue[p][1]], False) for p in picks.tolist()]
+        if overlap_rng is not None:
+            added_draws = iter(add_attr_u[s].tolist())
+            have = {catalogue[p] for p in picks.tolist()}
+            templates += [
+                (d, _EXTRAS[t], True)
+                for d in range(2)
+                for j, t in enumerate(class_times)
+                if (d, t) not in have and add_u[s, d, j] < _OVERLAP_CLASS_P
+            ]
         templates.sort(key=lambda x: (x[0], x[1][1], x[1][0]))
         used = [0, 0]
-        for day, (k, start, end) in templates:
+        for day, (k, start, end), added in templates:
+            draws = added_draws if added else own_draws
             date = WEEKEND[day]
             is_am = start < 12 * 60
             doc: dict[str, Any] = {"id": "", "site": site_id}
@@ -555,9 +872,16 @@ def _age_days(rng: np.random.Generator, size: int) -> IntArray:
     return rng.integers(low, high + 1).astype(np.int64)
 
 
-def _make_families(rng: np.random.Generator, n_requests: int, site_table: _Sites) -> _Families:
+def _make_families(
+    rng: np.random.Generator,
+    n_requests: int,
+    site_table: _Sites,
+    *,
+    extra_p: tuple[float, ...] = _EXTRA_REQUEST_P,
+    priority_p: tuple[float, ...] = _PRIORITY_P,
+) -> _Families:
     # How many requests each family makes; cut so that the total is exact.
-    extra = rng.choice(4, size=n_requests, p=_EXTRA_REQUEST_P).astype(np.int64)
+    extra = rng.choice(4, size=n_requests, p=extra_p).astype(np.int64)
     per_family = 1 + (extra > 0) + (extra == 3)
     total = np.cumsum(per_family)
     n = int(np.searchsorted(total, n_requests)) + 1
@@ -605,7 +929,7 @@ def _make_families(rng: np.random.Generator, n_requests: int, site_table: _Sites
     day = (rng.random(n) >= _SATURDAY_P).astype(np.int64)
     morning = rng.random(n) < _MORNING_P
     kind = rng.choice(3, size=n, p=_KIND_P).astype(np.int64)
-    priority = np.asarray(_PRIORITIES, dtype=np.int64)[rng.choice(5, size=n, p=_PRIORITY_P)]
+    priority = np.asarray(_PRIORITIES, dtype=np.int64)[rng.choice(5, size=n, p=priority_p)]
 
     # Submission times: a rush after opening, then the rest of the week by hour of day.
     rush = rng.random(n) < _RUSH_P
@@ -681,7 +1005,13 @@ def _months(birth_days: IntArray, date: str) -> IntArray:
 
 
 def _make_requests(
-    rng: np.random.Generator, families: _Families, site_table: _Sites, sessions: _Sessions
+    rng: np.random.Generator,
+    families: _Families,
+    site_table: _Sites,
+    sessions: _Sessions,
+    *,
+    same_day_half_p: float = _SAME_DAY_HALF_P,
+    same_day_hourly_p: float = _SAME_DAY_HOURLY_P,
 ) -> _Requests:
     n_req = 1 + (families.extra > 0) + (families.extra == 3)
     family = np.repeat(np.arange(families.n, dtype=np.int64), n_req)
@@ -702,8 +1032,8 @@ def _make_requests(
     period_weight = np.full(r, _W_PERIOD)
     second = variant == 2
     # Same day again: a class or an hourly session at any time, or the other half-day.
-    wants_half = rng.random(r) < 0.3
-    same_kind = 1 + (rng.random(r) < 0.5).astype(np.int64)
+    wants_half = rng.random(r) < same_day_half_p
+    same_kind = 1 + (rng.random(r) < same_day_hourly_p).astype(np.int64)
     kind[second] = np.where(wants_half, 0, same_kind)[second]
     morning[second & wants_half] = ~morning[second & wants_half]
     period_weight[second & ~wants_half] = 0.0
@@ -714,12 +1044,13 @@ def _make_requests(
     h_lat = families.home_lat[family][:, None]
     h_lon = families.home_lon[family][:, None]
     km = _km(h_lat, h_lon, site_table.lat[near], site_table.lon[near])
-    cand = sessions.slots[near, day[:, None], :].reshape(r, -1)  # (r, k * _SLOTS)
+    cand = sessions.slots[near, day[:, None], :].reshape(r, -1)  # (r, k * slots)
     # Too far to travel with a toddler, unless it is the home site itself.
     reachable = (km <= _MAX_KM) | (np.arange(near.shape[1]) == 0)[None, :]
-    valid = (cand >= 0) & np.repeat(reachable, _SLOTS, axis=1)
+    n_slots = sessions.slots.shape[2]
+    valid = (cand >= 0) & np.repeat(reachable, n_slots, axis=1)
     idx = np.where(valid, cand, 0)
-    score = np.repeat(km, _SLOTS, axis=1) * _W_KM
+    score = np.repeat(km, n_slots, axis=1) * _W_KM
     score += period_weight[:, None] * (sessions.morning[idx] != morning[:, None])
     score += _W_KIND * (sessions.kind[idx] != kind[:, None])
     eligible = np.ones(idx.shape, dtype=np.bool_)
