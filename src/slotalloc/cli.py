@@ -120,6 +120,14 @@ def _rate(text: str) -> float:
     return value
 
 
+def _plan_progress(p: Any) -> None:
+    best = "none yet" if p.best_gain is None else f"+{p.best_gain}"
+    print(
+        f"plan: {p.done}/{p.total} changes measured, {p.elapsed:.0f} s, best gain {best}",
+        file=sys.stderr,
+    )
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from slotalloc.io import load_instance
     from slotalloc.plan import as_json, plan
@@ -136,6 +144,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             seed=args.seed,
             places=args.places,
             min_group_rate=args.min_group_rate,
+            on_progress=None if args.quiet else _plan_progress,
         )
     except ValueError as e:
         raise _Fail(f"slotalloc plan: {e}.") from None
@@ -481,6 +490,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=0)
     pl.add_argument("--places", type=int, default=5, help="places added by an add_places change")
     pl.add_argument("--min-group-rate", type=_rate, default=None)
+    pl.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     pl.set_defaults(run=_cmd_plan)
 
     v = sub.add_parser("verify", help="check a solution against an instance")

@@ -12,27 +12,63 @@ A cheap estimate ranks every candidate: with the base assignment's group
 counts held, how many more children the session could take (for each split
 of its caregivers between groups, the room left under capacity, group caps
 and ratios, capped by the unplaced demand of each group that lists it), minus,
-for a move, the children the afternoon can no longer keep. The best
-estimates (``shortlist``) are then measured: the changed instance is re-solved
-in deterministic mode, hinted with the base solution (whose places are taken
-first where they still fit: for a move, the afternoon's lowest-value places
-that no longer fit are left out), its search focused on the changed sessions.
-The gain is that score minus the base score. For added caregivers or places
-the base solution stays valid, so the gain is never negative; a move whose
-re-solve scores below the base is not recommended. Gains are reproducible:
-``solve(apply_change(instance, change), deterministic=True, time_limit=T,
-seed=seed, hint=base, focus=change.sessions)`` gives them back.
+for a move, the children the afternoon can no longer keep.
 
-On instances the optimiser solves to optimality the gain is exactly the value
-of the change; on a city-sized instance (not proven optimal) it also contains
-whatever the short focused re-solve improves near the changed sessions.
+The best estimates (``shortlist``) are then measured, each against a control
+solved on the same footing. With ``kw = dict(time_limit=T, seed=seed,
+deterministic=True, min_group_rate=R)`` and ``hint = hint_by_value(instance,
+base)`` (the base places, most valuable first: where they no longer fit, as
+for a move's afternoon, the cheapest are the ones left out)::
+
+    changed = solve(apply_change(instance, change), hint=hint, focus=change.sessions, **kw)
+    control = solve(instance, hint=hint, focus=change.sessions, **kw)
+    gain = changed.score - control.score      # children: placed children, likewise
+
+The two calls differ only by the change, so whatever the short hinted search
+improves on its own (on a city the base is ~1 % from its bound, and every
+re-solve also improves the neighbourhoods around the changed sessions)
+appears in both and cancels. Controls are shared, never solved twice:
+
+* once the unchanged instance's optimum is known it is the control of every
+  change: the base when it is proven optimal (then no control is solved at
+  all: any control scores at least ``base.score``, its hint being the valid
+  base, and at most the optimum, which is ``base.score``; its children count
+  is the control's too), or else the first control proven optimal;
+* ``focus`` steers only the optimiser's large-neighbourhood search: a control
+  the optimiser solved whole (small models, ``stats["strategy"] ==
+  "whole-model"``) is the same call for every focus, so it serves every
+  change; otherwise there is one control per focus (so on a city nearly
+  every measured change has its own: up to twice the solves);
+* a control is solved only for a change that can still enter the top list:
+  the control scores at least ``base.score`` (its hint is the valid base), so
+  the gain is at most ``changed.score - base.score``; when that is <= 0, or
+  <= the ``top``-th best gain already measured (a later candidate loses
+  ties), the change is out of reach. The list is the one every control
+  would give.
+
+Only positive gains are recommended. For ``add_caregiver`` and
+``add_places`` the control's assignment stays valid in the changed instance,
+so the change's true gain is never negative: a negative ``changed - control``
+is the two searches' noise, read as 0, and the change is not recommended. A
+move (which may break the hint) with a gain <= 0 is not recommended either.
+The calls above give back every reported gain, except where a control proven
+optimal stands in for a later change's own: that gain is against the optimum,
+never above the one its own call gives.
+When the re-solve and the control (or the base) are proven optimal, as on
+instances the optimiser solves to optimality, the gain is exactly
+``optimum(changed) - optimum(instance)``; otherwise it is the change's effect
+with the search's own improvement taken out, not a proof.
+
+:func:`plan` reports progress through ``on_progress`` (a
+:class:`PlanProgress` after each measured candidate) and prints nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +79,16 @@ from slotalloc.models import Assignment, Instance, Status
 from slotalloc.result import Result
 from slotalloc.solve import hint_arcs, solve
 
-__all__ = ["Change", "Recommendation", "apply_change", "as_json", "candidates", "plan"]
+__all__ = [
+    "Change",
+    "PlanProgress",
+    "Recommendation",
+    "apply_change",
+    "as_json",
+    "candidates",
+    "hint_by_value",
+    "plan",
+]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -67,12 +112,20 @@ class Change:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A measured change: its estimate and its gain in children served and in score."""
+    """A measured change: its estimate and its gain in children served and in score.
+
+    ``score`` is ``changed_score - control_score`` and ``children`` the same
+    difference of placed children; ``changed_score`` is the changed
+    instance's re-solve and ``control_score`` the unchanged instance's,
+    solved on the same footing (the base score when the base is optimal).
+    """
 
     change: Change
     estimate: int
     children: int
     score: int
+    changed_score: int | None = None
+    control_score: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form: ``{"action", "session", ..., "gain": {"children", "score"}}``."""
@@ -87,6 +140,28 @@ class Recommendation:
         out["estimate"] = self.estimate
         out["gain"] = {"children": self.children, "score": self.score}
         return out
+
+
+@dataclass(frozen=True)
+class PlanProgress:
+    """Where :func:`plan` stands, passed to ``on_progress`` after each measured candidate.
+
+    Attributes
+    ----------
+    done
+        Candidates measured so far (1, 2, ..., ``total``).
+    total
+        Candidates to measure in this run (the shortlist, or fewer if fewer exist).
+    elapsed
+        Wall seconds since :func:`plan` was called (the base solve included).
+    best_gain
+        Best positive score gain measured so far, or None when there is none yet.
+    """
+
+    done: int
+    total: int
+    elapsed: float
+    best_gain: int | None
 
 
 def apply_change(instance: Instance, change: Change) -> Instance:
@@ -242,8 +317,9 @@ def plan(
     shortlist: int | None = None,
     base: Result | None = None,
     min_group_rate: float | None = None,
+    on_progress: Callable[[PlanProgress], None] | None = None,
 ) -> list[Recommendation]:
-    """Rank changes by measured gain, best first.
+    """Rank changes by measured gain against a control, best first.
 
     Parameters
     ----------
@@ -252,7 +328,8 @@ def plan(
     top
         How many recommendations to return at most.
     time_limit
-        Deterministic time budget of every solve (the base and each re-solve).
+        Deterministic time budget of every solve (the base, each re-solve and
+        each control).
     seed
         Seed of every solve.
     places
@@ -260,22 +337,30 @@ def plan(
     shortlist
         How many best-estimated candidates to re-solve (default ``2 * top + 5``).
     base
-        The base result, when already solved with the same deterministic
-        settings (otherwise solved here).
+        A valid result of ``instance`` to plan from (otherwise solved here in
+        deterministic mode). Any valid result will do, even a poor one (e.g.
+        first-come-first-served): the controls start from it too.
     min_group_rate
         Passed to every solve (the opt-in fairness rule).
+    on_progress
+        Called with a :class:`PlanProgress` after each measured candidate
+        (``total`` calls, ``done`` = 1, 2, ...), from the calling thread; not
+        called when there is no candidate. Its exceptions propagate.
 
     Returns
     -------
     list of Recommendation
-        Changes with a positive measured score gain, by decreasing score gain
-        (ties: better estimate, then instance order).
+        Changes with a positive gain over their control, by decreasing score
+        gain (ties: better estimate, then instance order).
 
     Raises
     ------
     ValueError
-        When the instance is infeasible (its locked bookings conflict).
+        When the instance is infeasible (its locked bookings conflict), or
+        ``base`` is infeasible or names a place that is not a candidate of
+        ``instance``.
     """
+    t0 = time.perf_counter()
     c = compile_instance(instance)
     kw: dict[str, object] = {
         "time_limit": time_limit,
@@ -287,34 +372,124 @@ def plan(
         base = solve(instance, compiled=c, **kw)  # type: ignore[arg-type]
     if base.status is Status.INFEASIBLE or base.score is None:
         raise ValueError("the instance is infeasible: nothing to plan from")
+    base_score = base.score
     base_children = _children(instance, base)
     ranked = candidates(instance, base, places=places, compiled=c)
     n = 2 * top + 5 if shortlist is None else shortlist
-    hint = _hint_by_value(c, base)
+    measured = ranked[: max(n, 0)]
+    hint = hint_by_value(instance, base, compiled=c)
+    # (score, children) of the control of every change, once one serves them all
+    # (the base or a control proven optimal, or a control the search solved whole);
+    # else of each control by its focus.
+    shared = (base_score, base_children) if base.status is Status.OPTIMAL else None
+    controls: dict[tuple[str, ...], tuple[int, int]] = {}
+
+    def control(change: Change) -> tuple[int, int]:
+        nonlocal shared
+        if shared is not None:
+            return shared
+        if change.sessions not in controls:
+            res = solve(instance, compiled=c, hint=hint, focus=change.sessions, **kw)  # type: ignore[arg-type]
+            assert res.score is not None  # the instance is feasible (the base is)
+            controls[change.sessions] = (res.score, _children(instance, res))
+            if res.status is Status.OPTIMAL or not _focus_read(res):
+                shared = controls[change.sessions]
+        return controls[change.sessions]
+
     recs: list[tuple[Recommendation, int]] = []
-    for i, (change, est) in enumerate(ranked[:n]):
+    gains: list[int] = []  # of recs, best first
+    for i, (change, est) in enumerate(measured):
         changed = apply_change(instance, change)
         res = solve(changed, hint=hint, focus=change.sessions, **kw)  # type: ignore[arg-type]
-        if res.score is None or res.score <= base.score:
-            continue
-        rec = Recommendation(
-            change, est, _children(changed, res) - base_children, res.score - base.score
-        )
-        recs.append((rec, i))
+        # The control scores >= base_score, so the gain is at most res.score -
+        # base_score: no control when that cannot enter the top list (a later
+        # candidate loses ties), which therefore stays what every control would give.
+        if res.score is not None and not _out_of_reach(res.score - base_score, gains, top):
+            ctl_score, ctl_children = control(change)
+            gain = res.score - ctl_score
+            if gain > 0:
+                rec = Recommendation(
+                    change,
+                    est,
+                    _children(changed, res) - ctl_children,
+                    gain,
+                    changed_score=res.score,
+                    control_score=ctl_score,
+                )
+                recs.append((rec, i))
+                gains.append(gain)
+                gains.sort(reverse=True)
+        if on_progress is not None:
+            best = gains[0] if gains else None
+            on_progress(PlanProgress(i + 1, len(measured), time.perf_counter() - t0, best))
     recs.sort(key=lambda t: (-t[0].score, t[1]))
     return [r for r, _ in recs[:top]]
 
 
-def _hint_by_value(c: Compiled, base: Result) -> list[Assignment]:
-    """The base places, most valuable first: a hint that no longer fits loses the cheapest."""
+def _out_of_reach(most: int, gains: Sequence[int], top: int) -> bool:
+    """Whether a gain of at most ``most``, found after ``gains`` (best first), misses the top."""
+    if most <= 0 or top <= 0:
+        return True
+    return len(gains) >= top and most <= gains[top - 1]
+
+
+def _focus_read(res: Result) -> bool:
+    """Whether the solve that gave ``res`` may have read its ``focus``.
+
+    ``focus`` steers the large-neighbourhood search only; a model the optimiser
+    solved whole (``stats["strategy"] == "whole-model"``) never read it, so the
+    same call with another focus gives the same result. Anything else, or a
+    strategy this does not know, counts as read (no sharing: slower, never wrong).
+    """
+    return res.stats.get("strategy") != "whole-model"
+
+
+def hint_by_value(
+    instance: Instance, base: Result, *, compiled: Compiled | None = None
+) -> list[Assignment]:
+    """The base places, most valuable first: the hint of every re-solve and control.
+
+    Where the hint no longer fits (a move's afternoon), the re-solve takes its
+    places in this order, so the cheapest are the ones left out. Ties keep the
+    base's order.
+
+    Parameters
+    ----------
+    instance
+        The instance ``base`` is a result of.
+    base
+        A result of ``instance``.
+    compiled
+        ``instance`` compiled, when the caller already has it.
+
+    Returns
+    -------
+    list of Assignment
+        ``base.assignments`` by decreasing value (arc coefficient plus the drop
+        cost the place avoids).
+
+    Raises
+    ------
+    ValueError
+        When a place of ``base`` is not a candidate of ``instance`` (an
+        unknown request or session, or a session it does not list).
+    """
+    c = compiled if compiled is not None else compile_instance(instance)
     ridx = {r: i for i, r in enumerate(c.request_ids)}
     sidx = {s: i for i, s in enumerate(c.session_ids)}
     ptr, sess = c.req_arc_ptr, c.arc_sess
     keyed = []
     for i, a in enumerate(base.assignments):
-        r, s = ridx[a.request], sidx[a.session]
-        lo = int(ptr[r])
-        arc = lo + int(np.flatnonzero(sess[lo : int(ptr[r + 1])] == s)[0])
+        r, s = ridx.get(a.request), sidx.get(a.session)
+        hit = (
+            np.flatnonzero(sess[int(ptr[r]) : int(ptr[r + 1])] == s)
+            if r is not None and s is not None
+            else np.zeros(0, dtype=np.int64)
+        )
+        if hit.shape[0] == 0:
+            raise ValueError(f"{a.request!r} in {a.session!r} is not a candidate place")
+        assert r is not None
+        arc = int(ptr[r]) + int(hit[0])
         keyed.append((-int(c.arc_coef[arc] + c.drop_cost[r]), i, a))
     keyed.sort(key=lambda t: (t[0], t[1]))
     return [a for _, _, a in keyed]
