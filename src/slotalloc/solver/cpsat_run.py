@@ -7,6 +7,7 @@ no proof in 30 s; so every sub-model of the search is solved that way.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,8 +56,13 @@ def run_cpsat(
     linearization_level: int = 2,
     on_solution: Callable[[int], None] | None = None,
     extra: dict[str, object] | None = None,
+    stop: threading.Event | None = None,
 ) -> CpRun:
-    """Solve ``m`` (maximise); the bound is rounded down safely from CP-SAT's."""
+    """Solve ``m`` (maximise); the bound is rounded down safely from CP-SAT's.
+
+    ``stop``, once set, ends the search early (e.g. a MIP beside it proved the
+    optimum); the best solution found so far is returned.
+    """
     model = to_cp_model(m)
     if hint is not None:
         set_hint(model, hint)
@@ -72,7 +78,25 @@ def run_cpsat(
     for k, v in (extra or {}).items():
         setattr(p, k, v)
     cb = _Relay(on_solution) if on_solution is not None else None
-    status = solver.solve(model, cb)
+    finished = threading.Event()
+    watcher = None
+    if stop is not None:
+        ev = stop
+
+        def watch() -> None:
+            while not finished.is_set():
+                if ev.wait(0.05):
+                    solver.stop_search()
+                    return
+
+        watcher = threading.Thread(target=watch, name="slotalloc-cpsat-stop", daemon=True)
+        watcher.start()
+    try:
+        status = solver.solve(model, cb)
+    finally:
+        finished.set()
+        if watcher is not None:
+            watcher.join()
     values: IntArray | None = None
     objective: int | None = None
     bound: int | None = None

@@ -92,6 +92,22 @@ class LinearModel:
     def n_rows(self) -> int:
         return sum(b.n_rows for b in self.blocks)
 
+    @property
+    def objective_step(self) -> int:
+        """The gcd of the objective's coefficients: values differ from ``offset`` by its multiples.
+
+        FORMAT's default weights are multiples of 10, so scores are too; a bound
+        rounded down onto that lattice (:meth:`lattice_floor`) proves optimality
+        as soon as it is less than one step above the score.
+        """
+        nz = np.abs(self.obj[self.obj != 0])
+        return int(np.gcd.reduce(nz)) if nz.shape[0] else 1
+
+    def lattice_floor(self, bound: int) -> int:
+        """The largest value ``<= bound`` on the objective's lattice (:attr:`objective_step`)."""
+        step = self.objective_step
+        return bound - (bound - self.offset) % step
+
 
 @dataclass
 class Formulation(LinearModel):

@@ -11,6 +11,7 @@ and stays valid: the sub-model contains every row the freed variables touch.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ import numpy.typing as npt
 from slotalloc.compile import Compiled
 from slotalloc.solver.cpsat_run import CpRun, run_cpsat
 from slotalloc.solver.formulation import Formulation, LinearModel
+from slotalloc.solver.mip import MipThread
 from slotalloc.solver.neighbourhood import Restrictor, SessionGraph, free_variables
 
 __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
@@ -64,6 +66,9 @@ def large_neighbourhood_search(
     focus: npt.ArrayLike | None = None,
     movable: BoolArray | None = None,
     on_improve: Callable[[IntArray, int], None] | None = None,
+    stop: threading.Event | None = None,
+    mip_window: int = 0,
+    mip_window_seconds: float = 3.0,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
 
@@ -95,6 +100,16 @@ def large_neighbourhood_search(
         others keep their incumbent values.
     on_improve
         Called with the new values and score after every improvement.
+    stop
+        Ends the search at the next step once set (e.g. when a MIP solved
+        beside it has proven the optimum).
+    mip_window
+        With a wall-clock budget and two lanes or more: one lane instead hands a
+        large neighbourhood of about this many arcs to HiGHS
+        (:class:`~.mip.MipThread`, at most ``mip_window_seconds`` each) while the
+        other lanes go on with CP-SAT around it; 0 turns it off. The window's
+        sessions and children are reserved, so every neighbourhood solved
+        meanwhile is disjoint from it and the gains add up.
     """
     c = f.c
     rng = np.random.default_rng(seed)
@@ -116,9 +131,14 @@ def large_neighbourhood_search(
         widen = 1.0 / max(share, 0.05)
     steps = improving = empty_rounds = 0
     spent = 0.0
-    pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
+    use_window = mip_window > 0 and budget.deadline is not None and lanes >= 2
+    cp_lanes = lanes - 1 if use_window else lanes
+    window: _Window | None = None
+    pool = ThreadPoolExecutor(max_workers=cp_lanes) if cp_lanes > 1 else None
     try:
         while True:
+            if stop is not None and stop.is_set():
+                break
             if budget.deadline is not None:
                 left = budget.deadline - time.perf_counter()
                 if left <= 0.05:
@@ -134,11 +154,37 @@ def large_neighbourhood_search(
                 step_dtime = min(budget.step_dtime, left)
             # Disjoint neighbourhoods (no shared session, child or request) can be
             # solved side by side and their gains added.
+            if window is not None and window.thread.done.is_set():
+                gain = window.merge(cur)
+                best += gain
+                steps += 1
+                improving += gain > 0
+                if gain > 0 and on_improve is not None:
+                    on_improve(cur, best)
+                window = None
+            if use_window and window is None and left > 1.0:
+                if not seeds:
+                    seeds = _seed_order(c, cur, target, active, rng)
+                window = _Window.start(
+                    f,
+                    restrict,
+                    graph,
+                    cur,
+                    best,
+                    seeds.pop(),
+                    mip_window,
+                    movable,
+                    rng,
+                    min(mip_window_seconds, left - 0.1),
+                )
             hoods: list[IntArray] = []
             busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
             busy_c = np.zeros(c.n_children, dtype=np.bool_)
+            if window is not None:
+                busy_s |= window.busy_s
+                busy_c |= window.busy_c
             tries = 0
-            while len(hoods) < lanes and tries < 4 * lanes:
+            while len(hoods) < cp_lanes and tries < 4 * lanes:
                 tries += 1
                 if not seeds:
                     seeds = _seed_order(c, cur, target, active, rng)
@@ -149,7 +195,7 @@ def large_neighbourhood_search(
                 # Locked requests never move: a neighbourhood of them alone frees nothing.
                 keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
                 reqs = reqs[keep]
-                if hoods and reqs.shape[0]:
+                if (hoods or window is not None) and reqs.shape[0]:
                     reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
                 if reqs.shape[0] == 0:
                     continue
@@ -186,11 +232,65 @@ def large_neighbourhood_search(
             if best > base and on_improve is not None:
                 on_improve(cur, best)
             size = min(size * 1.2, 20000.0) if grow else max(size * 0.8, 100.0)
+        if window is not None:
+            # Its time limit ends before the budget does: wait for its answer.
+            gain = window.merge(cur)
+            best += gain
+            improving += gain > 0
+            window = None
     finally:
+        if window is not None:
+            window.thread.result()
         if pool is not None:
             pool.shutdown(wait=True)
     log.debug("LNS: %d steps, %d improving, score %d", steps, improving, best)
     return LnsOutcome(cur, best, steps, improving, spent)
+
+
+@dataclass
+class _Window:
+    """A large neighbourhood being solved by HiGHS in the background."""
+
+    thread: MipThread
+    idx: IntArray
+    base: int
+    busy_s: BoolArray
+    busy_c: BoolArray
+
+    @classmethod
+    def start(
+        cls,
+        f: Formulation,
+        restrict: Restrictor,
+        graph: SessionGraph,
+        cur: IntArray,
+        best: int,
+        seed: int,
+        arcs: int,
+        movable: BoolArray | None,
+        rng: np.random.Generator,
+        seconds: float,
+    ) -> _Window | None:
+        c = f.c
+        reqs = graph.grow(seed, arcs, rng)
+        keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
+        reqs = reqs[keep]
+        if reqs.shape[0] == 0:
+            return None
+        busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
+        busy_c = np.zeros(c.n_children, dtype=np.bool_)
+        _mark(c, reqs, busy_s, busy_c)
+        sub, idx = restrict(free_variables(f, reqs), cur)
+        thread = MipThread(sub, time_limit=seconds, hint=cur[idx].copy())
+        return cls(thread, idx, best, busy_s, busy_c)
+
+    def merge(self, cur: IntArray) -> int:
+        """Take the window's result into ``cur`` when it is better; the gain (0 if none)."""
+        run = self.thread.result()
+        if run.values is None or run.objective is None or run.objective <= self.base:
+            return 0
+        cur[self.idx] = run.values
+        return run.objective - self.base
 
 
 @dataclass(frozen=True)

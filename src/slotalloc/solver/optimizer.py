@@ -35,14 +35,17 @@ from slotalloc.compile import Compiled
 from slotalloc.result import score_of_arcs
 from slotalloc.solver.build import build_formulation
 from slotalloc.solver.cpsat_run import run_cpsat
+from slotalloc.solver.formulation import Formulation
 from slotalloc.solver.lagrangian import Lagrangian, improve_multipliers
 from slotalloc.solver.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.lp import solve_lp
+from slotalloc.solver.mip import MipProcess, solve_mip
+from slotalloc.solver.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.rounding import round_and_repair
 from slotalloc.solver.rule_group_fairness import GroupFairness
 from slotalloc.solver.rule_staffing_hull import add_staffing_hull, corner_caps
 
-__all__ = ["DEFAULT_TIME_LIMIT", "Optimum", "optimize"]
+__all__ = ["DEFAULT_TIME_LIMIT", "PARAMS", "OptimizerParams", "Optimum", "optimize"]
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +53,50 @@ IntArray = npt.NDArray[np.int64]
 
 #: Seconds (or deterministic units) when the caller gives no limit.
 DEFAULT_TIME_LIMIT = 10.0
-#: Models up to this many arcs are solved whole by CP-SAT.
-WHOLE_MODEL_ARCS = 2500
-#: Share of a wall-clock budget kept back for building the result.
-_RESERVE = 0.04
-#: Share of the budget kept for the Lagrangian multiplier search at the end.
-#: Measured on the district (10 s): 5 % -> bound 0.21 % above the score, 15 % ->
-#: 0.08 %, 25 % -> 0.07 %, the score unchanged (its search has converged by then).
-_BOUND_SHARE = 0.15
-#: Fewest multiplier steps worth running: the first few rarely lower the bound
-#: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.15 % after 19,
-#: for 0.02-0.05 % of score given up by the search), and below that the search
-#: makes better use of the time.
-_BOUND_MIN_STEPS = 10
-#: Most multiplier steps (past ~100 the bound barely moves, measured on a district).
-_BOUND_STEPS_MAX = 200
-#: Deterministic runs count multiplier steps in place of seconds: one step costs
-#: about this much per session (measured on the city: 0.068 s for 449 sessions).
-_SECONDS_PER_SESSION = 1.5e-4
-#: Share of the search budget spent on the bookings alone when rebalancing.
-_REBALANCE_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class OptimizerParams:
+    """Tuning constants of the batch optimiser, each with the measurement that chose it.
+
+    Measured on the project's machine kind (2 cores) with ``benchmarks/quality.py``
+    and ``benchmarks/matrix.py``; see ``benchmarks/RESULTS.md``.
+    """
+
+    #: Models up to this many arcs are solved whole by CP-SAT.
+    whole_model_arcs: int = 2500
+    #: Share of a wall-clock budget kept back for building the result.
+    reserve: float = 0.04
+    #: Share of the budget kept for the Lagrangian multiplier search at the end.
+    #: Measured on the district (10 s): 5 % -> bound 0.21 % above the score, 15 % ->
+    #: 0.08 %, 25 % -> 0.07 %, the score unchanged (its search has converged by then).
+    bound_share: float = 0.15
+    #: Fewest multiplier steps worth running: the first few rarely lower the bound
+    #: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.15 % after 19,
+    #: for 0.02-0.05 % of score given up by the search), and below that the search
+    #: makes better use of the time.
+    bound_min_steps: int = 10
+    #: Most multiplier steps (past ~100 the bound barely moves, measured on a district).
+    bound_steps_max: int = 200
+    #: Deterministic runs count multiplier steps in place of seconds: one step costs
+    #: about this much per session (measured on the city: 0.068 s for 449 sessions).
+    seconds_per_session: float = 1.5e-4
+    #: Share of the search budget spent on the bookings alone when some bookings
+    #: cannot all be kept (a caregiver cut): measured on the city cut, 31 drops
+    #: after 10 s against 35 without the phase.
+    rebalance_share: float = 0.6
+    #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a thread
+    #: beside the search (wall-clock runs only: HiGHS has no deterministic budget).
+    mip_max_arcs: int = 20000
+    #: Larger models: one search lane hands neighbourhoods of this many arcs to
+    #: HiGHS, at most ``mip_window_seconds`` each (0 turns it off).
+    mip_window_arcs: int = 6000
+    mip_window_seconds: float = 3.0
+
+
+PARAMS = OptimizerParams()
+#: Kept for callers that read the threshold directly.
+WHOLE_MODEL_ARCS = PARAMS.whole_model_arcs
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,7 @@ def optimize(
     fairness: GroupFairness | None = None,
     hint: IntArray | None = None,
     focus: IntArray | None = None,
+    params: OptimizerParams = PARAMS,
 ) -> Optimum:
     """Best assignment found within the budget, for consistent locked bookings.
 
@@ -125,6 +153,8 @@ def optimize(
     focus
         Sessions the large-neighbourhood search seeds first (e.g. the ones a
         capacity change touched).
+    params
+        Tuning constants (:class:`OptimizerParams`).
 
     Raises
     ------
@@ -134,7 +164,7 @@ def optimize(
     """
     t0 = time.perf_counter() if started is None else started
     limit = DEFAULT_TIME_LIMIT if time_limit is None else max(0.0, float(time_limit))
-    deadline = t0 + limit * (1 - _RESERVE)
+    deadline = t0 + limit * (1 - params.reserve)
     stats: dict[str, object] = {}
 
     def left() -> float:
@@ -145,6 +175,12 @@ def optimize(
     stats["model_build_seconds"] = round(time.perf_counter() - t, 4)
     stats["arcs"] = c.n_arcs
     stats["rows"] = f.n_rows
+    # HiGHS gets the second core from the start: the LP and the rounding below
+    # run on one.
+    mip = None
+    mip_end = deadline
+    if not deterministic and 0 < c.n_arcs <= params.mip_max_arcs:
+        mip = MipProcess(f, time_limit=left())
 
     t = time.perf_counter()
     f_lp = build_formulation(c, fairness)
@@ -172,14 +208,16 @@ def optimize(
         # unless too few steps would fit in it (then the search keeps the time).
         # Deterministic runs count steps by the instance's size, never the clock.
         if deterministic:
-            per_step = _SECONDS_PER_SESSION * max(1, c.n_sessions)
+            per_step = params.seconds_per_session * max(1, c.n_sessions)
         else:
             per_step = 1.1 * (time.perf_counter() - t)
-        bound_steps = min(_BOUND_STEPS_MAX, int(_BOUND_SHARE * limit / max(per_step, 1e-9)))
-        if bound_steps < _BOUND_MIN_STEPS:
+        bound_steps = min(
+            params.bound_steps_max, int(params.bound_share * limit / max(per_step, 1e-9))
+        )
+        if bound_steps < params.bound_min_steps:
             lag = None
         elif not deterministic:
-            deadline -= _BOUND_SHARE * limit
+            deadline -= params.bound_share * limit
 
     A = c.n_arcs
     found = [round_and_repair(c, None, fairness=fairness)]
@@ -196,12 +234,16 @@ def optimize(
     best_i = int(np.argmax(scores))
     arcs, score = candidates[best_i], scores[best_i]
     stats["rounding_score"] = score
+    if bound is not None:
+        bound = f.lattice_floor(bound)
     if bound is not None and bound < score:  # cannot happen with a correct LP; stay safe
         log.warning("LP bound %d below a valid score %d; dropping it", bound, score)
         bound = None
     if on_progress is not None:
         on_progress(score, bound)
     if bound is not None and score == bound:
+        if mip is not None:
+            mip.stop()
         return Optimum(arcs, score, bound, True, stats)
 
     values = f.values_of_arcs(arcs)
@@ -214,7 +256,7 @@ def optimize(
             if on_progress is not None:
                 on_progress(new_score, bound)
 
-    if A <= WHOLE_MODEL_ARCS:
+    if c.n_arcs <= params.whole_model_arcs:
         run = run_cpsat(
             f,
             hint=values,
@@ -222,6 +264,7 @@ def optimize(
             max_dtime=limit if deterministic else None,
             seed=seed,
             on_solution=None if deterministic else improved,
+            stop=None if mip is None else mip.proven,
         )
         stats["cpsat_dtime"] = round(run.deterministic_time, 3)
         if run.values is not None and run.objective is not None and run.objective >= score:
@@ -233,13 +276,40 @@ def optimize(
         budget = LnsBudget(dtime=limit) if deterministic else LnsBudget(deadline=deadline)
         booked = c.drop_cost > 0
         movable = booked & ~c.locked
-        if fairness is None and movable.any() and not booked.all():
+        # Only when the bookings cannot all stay (the greedy start, which keeps
+        # every booking that fits, had to leave one out): with every booking
+        # valid the phase would only take time from the full search.
+        kept_all = _keeps_bookings(c, candidates[0]) if candidates else True
+        stats["bookings_all_kept"] = kept_all
+        rebalance = fairness is None and movable.any() and not booked.all() and not kept_all
+        if rebalance and not deterministic:
+            # A drop costs as much as a hundred children served, and undoing one
+            # takes a chain of moves through other bookings. The bookings alone (the
+            # unbooked requests left out) make a small model that HiGHS solves
+            # exactly in about a second on a city: the fewest drops and moves, as
+            # the start around which the unbooked requests are then filled in.
+            t = time.perf_counter()
+            kept = _arrange_bookings(f, candidates[0], time_limit=0.5 * max(0.0, left()))
+            stats["bookings_mip_seconds"] = round(time.perf_counter() - t, 4)
+            if kept is not None:
+                stats["bookings_mip_score"] = score_of_arcs(c, kept)
+                starts = [round_and_repair(c, None, start=kept)]
+                if lp.optimal:
+                    starts.append(round_and_repair(c, lp.values[:A], start=kept))
+                for filled in starts:
+                    assert filled is not None  # no fairness rule here
+                    filled_score = score_of_arcs(c, filled)
+                    if filled_score > score:
+                        arcs, score = filled, filled_score
+                        values = f.values_of_arcs(arcs)
+                        improved(score)
+        elif rebalance:
             # Rebalancing: a drop costs as much as a hundred children served, and
             # undoing one takes a chain of moves through other bookings. Searching
             # the bookings alone first (unbooked requests out of the way, so the
             # sub-models are small) finds those chains far more often than the
             # full search; the unbooked requests are then filled in around them.
-            phase = _split(budget, limit, deadline, _REBALANCE_SHARE)
+            phase = _split(budget, limit, deadline, params.rebalance_share)
             only = arcs[booked[c.arc_req[arcs]]]
             first = large_neighbourhood_search(
                 f,
@@ -270,6 +340,10 @@ def optimize(
             target=lp.values[:A] if lp.optimal else None,
             focus=focus,
             on_improve=lambda _v, s: improved(s),
+            lanes=1 if mip is not None else 2,
+            stop=None if mip is None else mip.proven,
+            mip_window=params.mip_window_arcs if mip is None else 0,
+            mip_window_seconds=params.mip_window_seconds,
         )
         values, score = out.values, out.objective
         stats["strategy"] = "lns"
@@ -277,14 +351,27 @@ def optimize(
         stats["lns_improving_steps"] = out.improving_steps
     arcs = np.flatnonzero(values[:A]).astype(np.int64)
     score = score_of_arcs(c, arcs)
-    if lag is not None and bound is not None and bound > score:
+    if mip is not None:
+        if bound is not None and f.lattice_floor(bound) <= score:
+            mip.stop()  # already proven: its answer cannot help
+        # Its time limit ends with the budget; a child that overruns it is ended.
+        mrun = mip.result(timeout=max(0.0, mip_end - time.perf_counter()) + 0.5)
+        stats["mip_score"] = mrun.objective
+        stats["mip_bound"] = mrun.bound
+        if mrun.values is not None and mrun.objective is not None and mrun.objective > score:
+            arcs = np.flatnonzero(mrun.values[:A]).astype(np.int64)
+            score = score_of_arcs(c, arcs)
+            improved(score)
+        if mrun.bound is not None:
+            bound = mrun.bound if bound is None else min(bound, mrun.bound)
+    if lag is not None and bound is not None and bound > score:  # no proof yet
         t = time.perf_counter()
         value, best_u, done = improve_multipliers(
             lag,
             u0,
             float(score),
-            steps=bound_steps if deterministic else _BOUND_STEPS_MAX,
-            deadline=None if deterministic else deadline + _BOUND_SHARE * limit,
+            steps=bound_steps if deterministic else params.bound_steps_max,
+            deadline=None if deterministic else deadline + params.bound_share * limit,
         )
         improved_bound = lag.safe_bound(value, best_u)
         stats["multiplier_steps"] = done
@@ -292,6 +379,8 @@ def optimize(
         stats["multiplier_bound"] = improved_bound
         if improved_bound is not None and improved_bound < bound:
             bound = improved_bound
+    if bound is not None:
+        bound = f.lattice_floor(bound)
     if bound is not None and bound < score:
         log.warning("bound %d below a valid score %d; dropping it", bound, score)
         bound = None
@@ -307,3 +396,33 @@ def _split(budget: LnsBudget, limit: float, deadline: float, share: float) -> Ln
         return LnsBudget(dtime=share * budget.dtime)
     now = time.perf_counter()
     return LnsBudget(deadline=now + share * max(0.0, deadline - now))
+
+
+def _keeps_bookings(c: Compiled, arcs: IntArray) -> bool:
+    """Whether every booked request sits at its booked session in ``arcs``."""
+    booked = c.booked_session >= 0
+    at = np.full(c.n_requests, -1, dtype=np.int64)
+    at[c.arc_req[arcs]] = c.arc_sess[arcs]
+    return bool(np.all(at[booked] == c.booked_session[booked]))
+
+
+def _arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> IntArray | None:
+    """The best arrangement of the booked requests alone, by HiGHS; None without one.
+
+    Every unbooked request is left out (fixed unassigned), so the model holds only
+    the bookings' arcs and the rows they touch; ``start`` (a valid assignment)
+    gives the hint. Valid for the full model too, every rule being monotone.
+    """
+    c = f.c
+    A = c.n_arcs
+    booked = c.drop_cost > 0
+    locked_arcs = np.flatnonzero(c.locked[c.arc_req])
+    values = f.values_of_arcs(locked_arcs)
+    free = free_variables(f, np.flatnonzero(booked & ~c.locked))
+    sub, idx = Restrictor(f)(free, values)
+    mine = start[booked[c.arc_req[start]]]
+    run = solve_mip(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[idx])
+    if run.values is None:
+        return None
+    values[idx] = run.values
+    return np.flatnonzero(values[:A]).astype(np.int64)
