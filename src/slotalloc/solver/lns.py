@@ -23,7 +23,7 @@ import numpy.typing as npt
 from slotalloc.compile import Compiled
 from slotalloc.solver.cpsat_run import CpRun, run_cpsat
 from slotalloc.solver.formulation import Formulation, LinearModel
-from slotalloc.solver.mip import MipThread
+from slotalloc.solver.mip import MipProcess
 from slotalloc.solver.neighbourhood import Restrictor, SessionGraph, free_variables
 
 __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
@@ -106,7 +106,7 @@ def large_neighbourhood_search(
     mip_window
         With a wall-clock budget and two lanes or more: one lane instead hands a
         large neighbourhood of about this many arcs to HiGHS
-        (:class:`~.mip.MipThread`, at most ``mip_window_seconds`` each) while the
+        (:class:`~.mip.MipProcess`, at most ``mip_window_seconds`` each) while the
         other lanes go on with CP-SAT around it; 0 turns it off. The window's
         sessions and children are reserved, so every neighbourhood solved
         meanwhile is disjoint from it and the gains add up.
@@ -251,7 +251,7 @@ def large_neighbourhood_search(
 class _Window:
     """A large neighbourhood being solved by HiGHS in the background."""
 
-    thread: MipThread
+    thread: MipProcess
     idx: IntArray
     base: int
     busy_s: BoolArray
@@ -281,7 +281,7 @@ class _Window:
         busy_c = np.zeros(c.n_children, dtype=np.bool_)
         _mark(c, reqs, busy_s, busy_c)
         sub, idx = restrict(free_variables(f, reqs), cur)
-        thread = MipThread(sub, time_limit=seconds, hint=cur[idx].copy())
+        thread = MipProcess(sub, time_limit=seconds, hint=cur[idx].copy())
         return cls(thread, idx, best, busy_s, busy_c)
 
     def merge(self, cur: IntArray) -> int:

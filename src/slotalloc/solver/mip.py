@@ -140,8 +140,13 @@ def _outcome(m: LinearModel, res: Any) -> MipRun:
     return MipRun(values, objective, safe, optimal)
 
 
-def solve_mip(m: LinearModel, *, time_limit: float, hint: IntArray | None = None) -> MipRun:
+def solve_mip(
+    m: LinearModel, *, time_limit: float, hint: IntArray | None = None, solver: str = "highs"
+) -> MipRun:
     """Solve ``m`` (maximise) with HiGHS for at most ``time_limit`` wall seconds.
+
+    ``solver="scip"`` runs SCIP (also shipped by OR-Tools) instead: the tests use
+    it as an exact solver independent of the optimiser's.
 
     The search stops only at a proof (a gap below one objective step) or the time
     limit: MathOpt's HiGHS cannot be interrupted in-process (see
@@ -152,9 +157,10 @@ def solve_mip(m: LinearModel, *, time_limit: float, hint: IntArray | None = None
     from ortools.math_opt.python import init_arguments, mathopt
 
     proto, params, model_params = _requests(m, time_limit, hint)
+    kind = {"highs": mathopt.SolverType.HIGHS, "scip": mathopt.SolverType.GSCIP}[solver]
     res = core.solve(
         proto,
-        mathopt.SolverType.HIGHS.value,
+        kind.value,
         init_arguments.StreamableSolverInitArguments().to_proto(),
         params,
         model_params,

@@ -39,7 +39,7 @@ from slotalloc.solver.formulation import Formulation
 from slotalloc.solver.lagrangian import Lagrangian, improve_multipliers
 from slotalloc.solver.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.lp import solve_lp
-from slotalloc.solver.mip import MipProcess, solve_mip
+from slotalloc.solver.mip import MipProcess
 from slotalloc.solver.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.rounding import round_and_repair
 from slotalloc.solver.rule_group_fairness import GroupFairness
@@ -421,7 +421,8 @@ def _arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> 
     free = free_variables(f, np.flatnonzero(booked & ~c.locked))
     sub, idx = Restrictor(f)(free, values)
     mine = start[booked[c.arc_req[start]]]
-    run = solve_mip(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[idx])
+    # In a child process: HiGHS may write to stderr, and nothing below the CLI prints.
+    run = MipProcess(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[idx]).result()
     if run.values is None:
         return None
     values[idx] = run.values
