@@ -162,7 +162,7 @@ def large_neighbourhood_search(
                 if gain > 0 and on_improve is not None:
                     on_improve(cur, best)
                 window = None
-            if use_window and window is None and left > 1.0:
+            if use_window and window is None and left > 1.5:
                 if not seeds:
                     seeds = _seed_order(c, cur, target, active, rng)
                 window = _Window.start(
@@ -175,7 +175,8 @@ def large_neighbourhood_search(
                     mip_window,
                     movable,
                     rng,
-                    min(mip_window_seconds, left - 0.1),
+                    # HiGHS may overrun its limit by a little: keep a margin.
+                    min(mip_window_seconds, left - 0.5),
                 )
             hoods: list[IntArray] = []
             busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
@@ -233,13 +234,16 @@ def large_neighbourhood_search(
                 on_improve(cur, best)
             size = min(size * 1.2, 20000.0) if grow else max(size * 0.8, 100.0)
         if window is not None:
-            # Its time limit ends before the budget does: wait for its answer.
-            gain = window.merge(cur)
+            # Its time limit ends before the budget does: wait for its answer, but
+            # no longer than the budget (an overrunning child is ended).
+            assert budget.deadline is not None
+            gain = window.merge(cur, timeout=max(0.0, budget.deadline - time.perf_counter()))
             best += gain
             improving += gain > 0
             window = None
     finally:
         if window is not None:
+            window.thread.stop()
             window.thread.result()
         if pool is not None:
             pool.shutdown(wait=True)
@@ -284,9 +288,9 @@ class _Window:
         thread = MipProcess(sub, time_limit=seconds, hint=cur[idx].copy())
         return cls(thread, idx, best, busy_s, busy_c)
 
-    def merge(self, cur: IntArray) -> int:
+    def merge(self, cur: IntArray, timeout: float | None = None) -> int:
         """Take the window's result into ``cur`` when it is better; the gain (0 if none)."""
-        run = self.thread.result()
+        run = self.thread.result(timeout)
         if run.values is None or run.objective is None or run.objective <= self.base:
             return 0
         cur[self.idx] = run.values

@@ -1,24 +1,37 @@
-"""The batch optimiser: LP bound, LP rounding, then exact search.
+"""The batch optimiser: LP bound, LP rounding, then exact search beside a MIP.
 
-Strategy (chosen by measurement on generated district and city weekends, 2 cores):
+Strategy (chosen by measurement on generated weekends, 2 cores; the figures are
+in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
 
-1. GLOP solves the LP relaxation, strengthened with the convex hull of each
+1. Models up to ``mip_max_arcs`` (a district) go at once, whole, to HiGHS's
+   branch-and-cut in a child process (:mod:`.mip`), which keeps the second core
+   for the whole budget: on districts with bookings or caregiver cuts it proves
+   the optimum, or comes within one objective step of it, where the search alone
+   ended 1-2 % short. Its solution is checked row by row and its bound rounded
+   down safely.
+2. GLOP solves the LP relaxation, strengthened with the convex hull of each
    session's per-group staffing (:mod:`.rule_staffing_hull`). Its duals then
    price a Lagrangian bound whose per-session sub-problems are solved exactly
-   (:mod:`.lagrangian`, 0.3 % tighter on a city); the smaller of the two is the
-   reported bound unless CP-SAT proves a better one.
-2. The LP point is rounded: each session takes the caregiver split the LP
+   (:mod:`.lagrangian`); the smallest bound of LP, Lagrangian, CP-SAT and HiGHS
+   is reported, rounded down onto the objective's lattice (the gcd of the
+   weights).
+3. The LP point is rounded: each session takes the caregiver split the LP
    favours, arcs go in decreasing LP value, then a greedy fill
-   (:mod:`.rounding`). On a city this is already ~98% of the bound in ~1 s.
-3. Small models (a few thousand arcs) go whole to CP-SAT, hinted, with one
-   worker and ``linearization_level=2`` (which proves the samples in
-   milliseconds where the defaults prove nothing in 30 s). Larger ones are
-   improved by large-neighbourhood search over linked sessions (:mod:`.lns`),
-   each sub-model solved exactly the same way: CP-SAT on the whole city model
-   does not even finish presolve in 10 s.
+   (:mod:`.rounding`).
+4. When some bookings cannot all stay (a caregiver cut), the bookings alone are
+   arranged exactly by HiGHS (the fewest drops, then moves) and the rounding
+   fills the unbooked requests around them. With every booking valid nothing
+   is spent on this.
+5. Small models (a few thousand arcs) go whole to CP-SAT, hinted, with one
+   worker and ``linearization_level=2``. Larger ones are improved by
+   large-neighbourhood search over linked sessions (:mod:`.lns`); on models too
+   large for step 1, one of its two lanes hands district-sized windows to HiGHS
+   while the other solves small neighbourhoods with CP-SAT around them.
 
 With ``deterministic=True`` every limit is a CP-SAT deterministic-time budget
-and nothing reads the clock, so equal inputs give equal results.
+and nothing reads the clock, so equal inputs give equal results; HiGHS, which
+has no such budget, is not used then, and the bookings are searched alone by
+large-neighbourhood search for ``rebalance_share`` of the budget instead.
 """
 
 from __future__ import annotations
@@ -88,10 +101,15 @@ class OptimizerParams:
     #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a thread
     #: beside the search (wall-clock runs only: HiGHS has no deterministic budget).
     mip_max_arcs: int = 20000
-    #: Larger models: one search lane hands neighbourhoods of this many arcs to
-    #: HiGHS, at most ``mip_window_seconds`` each (0 turns it off).
+    #: Larger models up to ``mip_window_max_arcs``: one search lane hands
+    #: neighbourhoods of ``mip_window_arcs`` arcs to HiGHS, at most
+    #: ``mip_window_seconds`` each (0 turns it off). Measured at 10 s against two
+    #: CP-SAT lanes: 10k requests / 40 sites (24.7k arcs) +0.7 % of score; cities
+    #: (50k arcs) -1.0 % to +0.1 % (a 6k-arc window is too small a share of a city
+    #: to pay for the lane), so cities keep both CP-SAT lanes.
     mip_window_arcs: int = 6000
     mip_window_seconds: float = 3.0
+    mip_window_max_arcs: int = 30000
 
 
 PARAMS = OptimizerParams()
@@ -178,9 +196,16 @@ def optimize(
     # HiGHS gets the second core from the start: the LP and the rounding below
     # run on one.
     mip = None
+    greedy = None
     mip_end = deadline
     if not deterministic and 0 < c.n_arcs <= params.mip_max_arcs:
-        mip = MipProcess(f, time_limit=left())
+        # The greedy start (milliseconds on a district) as its first incumbent.
+        greedy = round_and_repair(c, None, fairness=fairness)
+        mip = MipProcess(
+            f,
+            time_limit=left(),
+            hint=None if greedy is None else f.values_of_arcs(greedy),
+        )
 
     t = time.perf_counter()
     f_lp = build_formulation(c, fairness)
@@ -220,7 +245,7 @@ def optimize(
             deadline -= params.bound_share * limit
 
     A = c.n_arcs
-    found = [round_and_repair(c, None, fairness=fairness)]
+    found = [greedy if mip is not None else round_and_repair(c, None, fairness=fairness)]
     if hint is not None:
         found.append(round_and_repair(c, None, start=hint, fairness=fairness))
     if lp.optimal:
@@ -342,7 +367,9 @@ def optimize(
             on_improve=lambda _v, s: improved(s),
             lanes=1 if mip is not None else 2,
             stop=None if mip is None else mip.proven,
-            mip_window=params.mip_window_arcs if mip is None else 0,
+            mip_window=params.mip_window_arcs
+            if mip is None and c.n_arcs <= params.mip_window_max_arcs
+            else 0,
             mip_window_seconds=params.mip_window_seconds,
         )
         values, score = out.values, out.objective
@@ -422,7 +449,8 @@ def _arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> 
     sub, idx = Restrictor(f)(free, values)
     mine = start[booked[c.arc_req[start]]]
     # In a child process: HiGHS may write to stderr, and nothing below the CLI prints.
-    run = MipProcess(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[idx]).result()
+    job = MipProcess(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[idx])
+    run = job.result(timeout=time_limit + 0.5)
     if run.values is None:
         return None
     values[idx] = run.values
