@@ -194,6 +194,8 @@ def test_regression_float_cancellation_huge_drop_weight_bound_stays_valid() -> N
     # Drop weight 10^10 against a best score of 0: L(u) summed in floats came out
     # at -1.9e-6 and a padding relative to |L| alone floored it to -1, below the
     # optimum. The padding now follows the magnitudes of the terms summed.
+    # FORMAT now bounds weights at 10^9, so the file holds the largest weight a
+    # file can: the bound must stay valid there.
     inst = load_instance(DATA / "regression-float-cancellation.json")
     best = brute_force(inst)
     assert best is not None

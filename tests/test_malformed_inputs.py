@@ -350,6 +350,30 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "greater than or equal to 0",
     ),
     ("area zero", _set("sites/0/area_m2", 0), "sites[0] (id 'A').area_m2", "greater than 0"),
+    (
+        "capacity over the count bound",
+        _set("sessions/0/capacity", 1_000_001),
+        "sessions[0] (id 'A/am').capacity",
+        "less than or equal to 1000000",
+    ),
+    (
+        "objective weight over its bound",
+        _set("objective", {"drop": 1_000_000_001}),
+        "objective.drop",
+        "less than or equal to 1000000000",
+    ),
+    (
+        "control character in an id",
+        _set("children/1/id", "c\x1b[31m"),
+        "children[1]",
+        "an id must not hold a control character (U+001B)",
+    ),
+    (
+        "misspelt optional key",
+        _set("requests/1/prority", 3),
+        "requests[1] (id 'r2')",
+        "unknown key 'prority' (did you mean 'priority'?)",
+    ),
 ]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +30,42 @@ class _Fail(Exception):
     def __init__(self, message: str, status: int = EXIT_BAD_INPUT) -> None:
         super().__init__(message)
         self.status = status
+
+
+_C1_OR_SEPARATOR = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def _safe(text: str) -> str:
+    """``text`` with every non-printable character escaped as ``repr`` would write it.
+
+    Ids are printed through this, so that no id can move the cursor, clear the
+    screen or break the one-line-per-item output.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _say(text: str = "", **kwargs: Any) -> None:
+    """Print one human-readable line, non-printable characters escaped."""
+    print(_safe(text), **kwargs)
+
+
+def _json_text(doc: Any, indent: int = 1) -> str:
+    """JSON for the terminal: UTF-8 kept, C1 controls and line separators escaped."""
+    text = json.dumps(doc, ensure_ascii=False, indent=indent)
+    # Outside strings JSON text is ASCII, so these can only be inside strings.
+    return _C1_OR_SEPARATOR.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _time_limit(command: str, seconds: float) -> float:
+    """Refuse a time limit that is not a finite number of seconds >= 0."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise _Fail(
+            f"slotalloc {command}: --time-limit: must be a finite number of seconds >= 0, "
+            f"not {seconds}."
+        )
+    return seconds
 
 
 def _out_path_ok(path: str) -> None:
@@ -58,6 +96,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from slotalloc.solve import Progress, solve
 
     _out_path_ok(args.output)
+    _time_limit("solve", args.time_limit)
     instance = load_instance(args.instance)
     live = not args.quiet and sys.stderr.isatty()
 
@@ -132,6 +171,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from slotalloc.io import load_instance
     from slotalloc.plan import as_json, plan
 
+    _time_limit("plan", args.time_limit)
     instance = load_instance(args.instance)
     if args.top < 1:
         raise _Fail("slotalloc plan: --top must be at least 1.")
@@ -149,7 +189,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise _Fail(f"slotalloc plan: {e}.") from None
     if args.json:
-        print(json.dumps(as_json(recs), indent=2, ensure_ascii=False))
+        print(_json_text(as_json(recs), indent=2))
         return EXIT_OK
     if not recs:
         print("no change found that serves more children")
@@ -160,7 +200,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "add_places": f"+{ch.amount} places at {ch.session}",
             "move_caregiver": f"move {ch.amount} caregiver {ch.source} -> {ch.session}",
         }[ch.action]
-        print(f"{i:2d}. {what}: +{r.children} children, +{r.score} score (estimate {r.estimate})")
+        _say(f"{i:2d}. {what}: +{r.children} children, +{r.score} score (estimate {r.estimate})")
     print(f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return EXIT_OK
 
@@ -178,7 +218,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     verdict = "accepted" if report.accepted else "not accepted"
     print(f"{verdict}; recomputed score {report.score}; claimed score {solution.score}")
     for v in report.violations:
-        print(f"  [{v.rule}] {v.message}")
+        _say(f"  [{v.rule}] {v.message}")
     return EXIT_OK if report.accepted else EXIT_REJECTED
 
 
@@ -219,6 +259,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from slotalloc.solve import solve
     from slotalloc.summary import summarise
 
+    _time_limit("demo", args.time_limit)
     t0 = time.perf_counter()
     instance = generate_xiamen(args.seed, args.requests, args.sites)
     t_gen = time.perf_counter() - t0
@@ -291,17 +332,30 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from slotalloc.io import iter_events, load_instance
+    from slotalloc.io import event_line_error, iter_events, load_instance
     from slotalloc.online import replay
 
     _out_path_ok(args.output)
     instance = load_instance(args.instance)
     lines = list(iter_events(args.events))
+    # A line breaking a general rule of FORMAT (a key twice, a number that is
+    # not finite, a control character in an id...) is an error decision that
+    # changes nothing: the engine replays the other lines, renumbered back.
+    refused = {i: why for i, line in enumerate(lines) if (why := event_line_error(line))}
+    kept = [i for i in range(len(lines)) if i not in refused]
     try:
-        decisions = [json.dumps(d, ensure_ascii=False) for d in replay(instance, lines)]
+        decided = iter(replay(instance, [lines[i] for i in kept]))
+        decisions: list[dict[str, Any]] = []
+        for i in range(len(lines)):
+            if i in refused:
+                decisions.append({"event": i, "error": refused[i]})
+            else:
+                d = next(decided)
+                d["event"] = i
+                decisions.append(d)
     except InvalidStateError as e:
         raise _Fail(f"{args.instance}: {e}") from None
-    _write(args.output, "".join(d + "\n" for d in decisions))
+    _write(args.output, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in decisions))
     return EXIT_OK
 
 
@@ -333,7 +387,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     wanted = None
     if args.request is not None:
         if args.request not in instance.request_index:
-            raise _Fail(f"{args.instance}: unknown request {args.request!r}.")
+            from slotalloc.models import did_you_mean
+
+            raise _Fail(
+                f"{args.instance}: --request: unknown request {args.request!r}"
+                f"{did_you_mean(args.request, instance.request_index)}."
+            )
         wanted = [args.request]
     found = explain(instance, solution, wanted)
     if args.json:
@@ -343,22 +402,22 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             "requests": [asdict(e) for e in found],
             "fairness": audit(instance, solution.assignments).to_dict(),
         }
-        print(json.dumps(doc, ensure_ascii=False, indent=1))
+        print(_json_text(doc))
         return EXIT_OK
     placed = {a.request: a.session for a in solution.assignments}
     for e in found:
         if e.request in placed:
-            print(f"{e.request}: placed in {placed[e.request]}")
+            _say(f"{e.request}: placed in {placed[e.request]}")
             continue
-        print(f"{e.request} ({', '.join(e.children)}): not placed")
+        _say(f"{e.request} ({', '.join(e.children)}): not placed")
         for p in e.preferences:
-            head = f"  #{p.rank} {p.session}: "
+            head = f"  #{p.rank} {_safe(p.session)}: "
             if not p.blockers:
-                print(head + "nothing blocks it (the solution could add it)")
+                _say(head + "nothing blocks it (the solution could add it)")
             for i, b in enumerate(p.blockers):
-                print((head if i == 0 else " " * len(head)) + f"[{b.rule}] {b.message}")
+                _say((head if i == 0 else " " * len(head)) + f"[{b.rule}] {b.message}")
             if p.displace:
-                print(
+                _say(
                     " " * len(head) + f"could displace {', '.join(p.displace)} "
                     f"(score +{p.displace_gain})"
                 )
@@ -373,19 +432,17 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     d = diff_solutions(instance, old, new)
     if args.json:
         print(
-            json.dumps(
-                {"counts": d.counts(), "moved": d.moved, "dropped": d.dropped, "placed": d.placed},
-                ensure_ascii=False,
-                indent=1,
+            _json_text(
+                {"counts": d.counts(), "moved": d.moved, "dropped": d.dropped, "placed": d.placed}
             )
         )
         return EXIT_OK
     for rid, b, a in d.moved:
-        print(f"moved    {rid}: {b} -> {a}")
+        _say(f"moved    {rid}: {b} -> {a}")
     for rid, b in d.dropped:
-        print(f"dropped  {rid}: {b}")
+        _say(f"dropped  {rid}: {b}")
     for rid, a in d.placed:
-        print(f"placed   {rid}: {a}")
+        _say(f"placed   {rid}: {a}")
     c = d.counts()
     print(
         f"{c['moved']} moved, {c['dropped']} dropped, {c['placed']} newly placed, {c['kept']} kept"
@@ -398,22 +455,27 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import importlib.util
+    import os
 
     from slotalloc.report import write_report  # matplotlib itself is imported lazily
 
     if importlib.util.find_spec("matplotlib") is None:
         raise _Fail("slotalloc report needs the report extra: pip install 'slotalloc[report]'.")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise _Fail(f"{args.output}: is a file, not a folder.")
+    if args.top < 0:
+        raise _Fail("slotalloc report: --top must be at least 0.")
     instance, solution = _load_pair(args.instance, args.solution)
     recs: list[dict[str, Any]] = []
     if args.plan is not None:
-        from slotalloc.io import _read_json
+        from slotalloc.io import load_recommendations
 
-        source, raw = _read_json(args.plan)
-        if not isinstance(raw, list):
-            raise _Fail(f"{source}: a list of recommendations is expected.")
-        recs = raw
-    index = write_report(instance, solution, args.output, recommendations=recs[: args.top])
-    print(f"wrote {index}")
+        recs = load_recommendations(args.plan)
+    try:
+        index = write_report(instance, solution, args.output, recommendations=recs[: args.top])
+    except OSError as e:
+        raise _Fail(f"{args.output}: cannot be written: {e.strerror}.") from None
+    _say(f"wrote {index}")
     return EXIT_OK
 
 
@@ -597,10 +659,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except InputError as e:
-        print(str(e), file=sys.stderr)
+        _say(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
     except _Fail as e:
-        print(str(e), file=sys.stderr)
+        _say(str(e), file=sys.stderr)
         return e.status
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); not an error of ours.

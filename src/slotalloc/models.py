@@ -6,6 +6,13 @@ pleasant, dates and timestamps may be given as ISO strings and sequences as
 lists; they are stored as :class:`datetime.date`, aware
 :class:`datetime.datetime` and tuples.
 
+FORMAT's general rules are built into the field types: :data:`Id` (1 to 64
+code points, no control character), :data:`Text` (no lone surrogate, for every
+other string), :data:`Count` and :data:`PositiveCount` (at most
+:data:`MAX_COUNT`), :data:`Weight` (at most :data:`MAX_WEIGHT`); floats must be
+finite. The reader (:mod:`slotalloc.io`) adds what only the JSON text shows: a
+key given twice, ``NaN``, ``1e400``, over-long integers, deep nesting.
+
 Validation happens here, once; the compiler, the solvers, the verifier and the
 online engine trust a constructed :class:`Instance`.
 """
@@ -13,16 +20,19 @@ online engine trust a constructed :class:`Instance`.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import enum
 import itertools
+import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,7 +45,11 @@ from pydantic import (
 __all__ = [
     "CN_2019",
     "INSTANCE_FORMAT",
+    "MAX_COUNT",
+    "MAX_DEPTH",
+    "MAX_ID_LENGTH",
     "MAX_PREFERENCES",
+    "MAX_WEIGHT",
     "SOLUTION_FORMAT",
     "AgeGroup",
     "Assignment",
@@ -62,19 +76,33 @@ __all__ = [
 INSTANCE_FORMAT: Final = "slotalloc.instance/1"
 SOLUTION_FORMAT: Final = "slotalloc.solution/1"
 MAX_PREFERENCES = 10
+#: The largest count (capacity, caregivers, months, ratios, group sizes and caps,
+#: ``max_sessions_per_child``) FORMAT allows.
+MAX_COUNT: Final = 1_000_000
+#: The largest objective weight FORMAT allows (so every score fits in 64 bits).
+MAX_WEIGHT: Final = 1_000_000_000
+#: The most code points an id may hold.
+MAX_ID_LENGTH: Final = 64
+#: The deepest nesting of arrays and objects read (docs/format-notes.md).
+MAX_DEPTH: Final = 100
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.ASCII)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _parse_date(value: Any) -> Any:
+    # The value is not repeated here: the reader shows it where it may (never a birth date).
     if isinstance(value, str):
         if not _DATE.match(value):
-            raise ValueError(f"{value!r} is not a date of the form YYYY-MM-DD")
+            raise ValueError("not a date of the form YYYY-MM-DD")
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not a calendar date") from None
+            raise ValueError("not a calendar date") from None
     if isinstance(value, dt.datetime):
         raise ValueError("a date is required, not a timestamp")
     return value
@@ -84,13 +112,13 @@ def _parse_timestamp(value: Any) -> Any:
     if isinstance(value, str):
         if not _RFC3339.match(value):
             raise ValueError(
-                f"{value!r} is not an RFC 3339 timestamp with an offset "
+                "not an RFC 3339 timestamp with an offset "
                 "(YYYY-MM-DDTHH:MM:SS[.fraction] then Z or +HH:MM)"
             )
         try:
             return dt.datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not a valid timestamp") from None
+            raise ValueError("not a valid timestamp") from None
     return value
 
 
@@ -98,15 +126,71 @@ def _to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate (U+D800-U+DFFF) in ``text``, or None.
+
+    A Python string can hold one (JSON's ``"\\ud800"`` escape makes one), but
+    it cannot be written as UTF-8.
+    """
+    if text.isascii():
+        return None
+    m = _SURROGATE.search(text)
+    return None if m is None else m.group()
+
+
+def control_character(text: str) -> str | None:
+    """The first control character (U+0000-U+001F, U+007F-U+009F) in ``text``, or None."""
+    if text.isprintable():
+        return None
+    m = _CONTROL.search(text)
+    return None if m is None else m.group()
+
+
+def _no_lone_surrogate(value: str) -> str:
+    bad = lone_surrogate(value)
+    if bad is not None:
+        raise ValueError(
+            f"the text holds a lone surrogate (U+{ord(bad):04X}), which cannot be written as UTF-8"
+        )
+    return value
+
+
+def _no_control_character(value: str) -> str:
+    bad = control_character(value)
+    if bad is not None:
+        raise ValueError(f"an id must not hold a control character (U+{ord(bad):04X})")
+    return value
+
+
+#: Any string of the formats: no lone surrogate.
+Text = Annotated[str, AfterValidator(_no_lone_surrogate)]
+#: An id: 1 to 64 code points, no lone surrogate, no control character.
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_no_lone_surrogate),
+    AfterValidator(_no_control_character),
+]
 IdTuple = Annotated[tuple[Id, ...], BeforeValidator(_to_tuple)]
 Date = Annotated[dt.date, BeforeValidator(_parse_date)]
 Timestamp = Annotated[dt.datetime, BeforeValidator(_parse_timestamp)]
+#: A count (capacity, caregivers, months, group caps): 0 to MAX_COUNT.
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+#: A count that must be at least 1 (ratio, group size, per-child cap).
+PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+#: An objective weight: 0 to MAX_WEIGHT.
+Weight = Annotated[int, Field(ge=0, le=MAX_WEIGHT)]
 NonNegInt = Annotated[int, Field(ge=0)]
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``known``, or the empty string."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -146,11 +230,11 @@ class Status(enum.StrEnum):
 class AgeGroup(_Model):
     """An age group: children aged [min_months, max_months) months."""
 
-    name: Annotated[str, StringConstraints(min_length=1)]
-    min_months: NonNegInt
-    max_months: NonNegInt
-    ratio: Annotated[int, Field(ge=1)]
-    max_group_size: Annotated[int, Field(ge=1)]
+    name: Annotated[Text, StringConstraints(min_length=1)]
+    min_months: Count
+    max_months: Count
+    ratio: PositiveCount
+    max_group_size: PositiveCount
 
     @model_validator(mode="after")
     def _range_not_empty(self) -> AgeGroup:
@@ -174,10 +258,10 @@ _PRESETS: Mapping[str, tuple[AgeGroup, ...]] = MappingProxyType({"cn-2019": CN_2
 class Policy(_Model):
     """Age groups, staffing mode and per-child cap."""
 
-    preset: str | None = None
+    preset: Text | None = None
     age_groups: Annotated[tuple[AgeGroup, ...] | None, BeforeValidator(_to_tuple)] = None
     staffing: Literal["per_group", "pooled"] = "per_group"
-    max_sessions_per_child: Annotated[int | None, Field(ge=1)] = None
+    max_sessions_per_child: PositiveCount | None = None
 
     @model_validator(mode="after")
     def _exactly_one_of_preset_and_groups(self) -> Policy:
@@ -238,19 +322,19 @@ class Policy(_Model):
 class Objective(_Model):
     """Weights of the FORMAT §2 score."""
 
-    serve: NonNegInt = 1000
-    priority: NonNegInt = 100
-    rank: NonNegInt = 10
-    move: NonNegInt = 500
-    drop: NonNegInt = 100000
+    serve: Weight = 1000
+    priority: Weight = 100
+    rank: Weight = 10
+    move: Weight = 500
+    drop: Weight = 100000
 
 
 class Site(_Model):
     """A neighbourhood service point; informational apart from its id."""
 
     id: Id
-    name: str | None = None
-    district: str | None = None
+    name: Text | None = None
+    district: Text | None = None
     lat: float | None = None
     lon: float | None = None
     area_m2: Annotated[float | None, Field(gt=0)] = None
@@ -263,13 +347,13 @@ class Session(_Model):
     site: Id
     start: Timestamp
     end: Timestamp
-    capacity: NonNegInt
-    caregivers: NonNegInt
-    min_months: NonNegInt | None = None
-    max_months: NonNegInt | None = None
-    group_caps: Mapping[str, NonNegInt] = Field(default_factory=dict)
-    kind: str | None = None
-    course: str | None = None
+    capacity: Count
+    caregivers: Count
+    min_months: Count | None = None
+    max_months: Count | None = None
+    group_caps: Mapping[Text, Count] = Field(default_factory=dict)
+    kind: Text | None = None
+    course: Text | None = None
 
     @field_validator("start", "end")
     @classmethod
@@ -297,8 +381,8 @@ class Child(_Model):
 
     id: Id
     birth_date: Date
-    residency: str | None = None
-    household: str | None = None
+    residency: Text | None = None
+    household: Text | None = None
 
 
 class Request(_Model):
@@ -361,7 +445,7 @@ class Instance(_Model):
     """
 
     format: Literal["slotalloc.instance/1"] = INSTANCE_FORMAT
-    name: str | None = None
+    name: Text | None = None
     policy: Policy = Field(default_factory=lambda: Policy(preset="cn-2019"))
     objective: Objective = Field(default_factory=Objective)
     sites: Annotated[tuple[Site, ...], BeforeValidator(_to_tuple)] = ()
@@ -394,7 +478,10 @@ class Instance(_Model):
             known = {s.id for s in self.sites}
             for i, s in enumerate(self.sessions):
                 if s.site not in known:
-                    raise ValueError(f"{_where('sessions', i, s.id)}: unknown site {s.site!r}")
+                    raise ValueError(
+                        f"{_where('sessions', i, s.id)}: unknown site {s.site!r}"
+                        + did_you_mean(s.site, known)
+                    )
         return self
 
     @model_validator(mode="after")
@@ -417,6 +504,7 @@ class Instance(_Model):
                 if g not in names:
                     raise ValueError(
                         f"{_where('sessions', i, s.id)}: group_caps names unknown age group {g!r}"
+                        + did_you_mean(g, names)
                     )
         return self
 
@@ -426,7 +514,10 @@ class Instance(_Model):
         for i, r in enumerate(self.requests):
             for c in r.children:
                 if c not in known:
-                    raise ValueError(f"{_where('requests', i, r.id)}: unknown child {c!r}")
+                    raise ValueError(
+                        f"{_where('requests', i, r.id)}: unknown child {c!r}"
+                        + did_you_mean(c, known)
+                    )
         return self
 
     @model_validator(mode="after")
@@ -435,7 +526,10 @@ class Instance(_Model):
         for i, r in enumerate(self.requests):
             for s in r.preferences:
                 if s not in known:
-                    raise ValueError(f"{_where('requests', i, r.id)}: unknown session {s!r}")
+                    raise ValueError(
+                        f"{_where('requests', i, r.id)}: unknown session {s!r}"
+                        + did_you_mean(s, known)
+                    )
         return self
 
     @model_validator(mode="after")
@@ -445,6 +539,7 @@ class Instance(_Model):
             if b.request not in known:
                 raise ValueError(
                     f"bookings[{i}] (request {b.request!r}): unknown request {b.request!r}"
+                    + did_you_mean(b.request, known)
                 )
         return self
 
@@ -456,6 +551,7 @@ class Instance(_Model):
                 raise ValueError(
                     f"bookings[{i}] (request {b.request!r}): session {b.session!r} "
                     "is not one of the request's preferences"
+                    + did_you_mean(b.session, r.preferences)
                 )
         return self
 
@@ -521,8 +617,8 @@ class ConflictItem(_Model):
     ``bookings`` names the conflicting locked bookings by their request ids.
     """
 
-    rule: str
-    message: str
+    rule: Text
+    message: Text
     sessions: IdTuple = ()
     bookings: IdTuple = ()
     children: IdTuple = ()
@@ -539,7 +635,7 @@ class Solution(_Model):
     """
 
     format: Literal["slotalloc.solution/1"] = SOLUTION_FORMAT
-    instance: str | None = None
+    instance: Text | None = None
     status: Status
     score: int | None = None
     bound: int | None = None
@@ -569,10 +665,57 @@ class Solution(_Model):
         return self
 
     @model_validator(mode="after")
+    def _stats_text_encodable(self) -> Solution:
+        for path, node, _depth in _nodes(self.stats):
+            bad = lone_surrogate(node) if isinstance(node, str) else None
+            if bad is not None:
+                raise ValueError(
+                    f"stats{path} holds a lone surrogate (U+{ord(bad):04X}), "
+                    "which cannot be written as UTF-8"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _stats_numbers_finite(self) -> Solution:
+        for path, node, _depth in _nodes(self.stats):
+            if isinstance(node, float) and not math.isfinite(node):
+                raise ValueError(f"stats{path} is not a finite number")
+        return self
+
+    @model_validator(mode="after")
+    def _stats_not_too_deep(self) -> Solution:
+        for path, node, depth in _nodes(self.stats):
+            # Levels of the file: the solution object is level 1, stats level 2.
+            if isinstance(node, (Mapping, list, tuple)) and depth + 2 > MAX_DEPTH:
+                raise ValueError(f"stats{path} is nested more than {MAX_DEPTH} levels deep")
+        return self
+
+    @model_validator(mode="after")
     def _feasible_has_score(self) -> Solution:
         if self.status is not Status.INFEASIBLE and self.score is None:
             raise ValueError(f"a {self.status.value} solution needs an integer score")
         return self
+
+
+def _nodes(value: Any) -> Iterator[tuple[str, Any, int]]:
+    """Every node of a JSON-shaped value (keys included) as (path, node, depth), depth first.
+
+    Iterative, so that no nesting depth can exhaust the stack.
+    """
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        yield path, node, depth
+        if isinstance(node, Mapping):
+            items = list(node.items())
+            for k, v in reversed(items):
+                step = f".{k}" if isinstance(k, str) and k.isidentifier() else f"[{k!r}]"
+                stack.append((path + step, v, depth + 1))
+            for k, _v in items:
+                yield path, k, depth + 1
+        elif isinstance(node, (list, tuple)):
+            for i in range(len(node) - 1, -1, -1):
+                stack.append((f"{path}[{i}]", node[i], depth + 1))
 
 
 # ---------------------------------------------------------------- online events and decisions
@@ -600,8 +743,8 @@ class BookDecision(_Model):
     """The outcome of a book event."""
 
     event: NonNegInt
-    request: str
-    session: str | None
+    request: Id
+    session: Id | None
     waitlisted: bool
 
 
@@ -609,7 +752,7 @@ class CancelDecision(_Model):
     """The outcome of a cancel event."""
 
     event: NonNegInt
-    request: str
+    request: Id
     cancelled: Literal[True] = True
     promoted: Annotated[tuple[Assignment, ...], BeforeValidator(_to_tuple)] = ()
 
@@ -618,7 +761,7 @@ class ErrorDecision(_Model):
     """An event that was refused; nothing changed."""
 
     event: NonNegInt
-    error: str
+    error: Text
 
 
 Decision = BookDecision | CancelDecision | ErrorDecision

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slotalloc.fairness import FairnessRow, audit
+from slotalloc.io import write_json_atomic
 from slotalloc.models import Instance, Solution
 from slotalloc.summary import summarise
 
@@ -38,6 +39,11 @@ def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _e(value: object) -> str:
+    """Any value as HTML text, escaped (quotes too)."""
+    return html.escape(str(value), quote=True)
 
 
 def _slot_label(instance: Instance, sid: str) -> str:
@@ -141,15 +147,15 @@ def _ranks(overall: FairnessRow, path: Path) -> None:
 
 def _fairness_table(rows: Sequence[FairnessRow], title: str) -> str:
     out = [
-        f"<h3>{html.escape(title)}</h3><table><tr><th class='l'>group</th>"
+        f"<h3>{_e(title)}</h3><table><tr><th class='l'>group</th>"
         "<th>requesting</th><th>served</th><th>rate</th><th>1st choice</th></tr>"
     ]
     for r in rows:
         first = r.ranks[0] / r.served if r.served else 0.0
         out.append(
-            f"<tr><td class='l'>{html.escape(r.value)}</td><td>{r.requesting}</td>"
-            f"<td>{r.served}</td><td>{100 * r.rate:.1f}%</td>"
-            f"<td>{100 * first:.1f}%</td></tr>"
+            f"<tr><td class='l'>{_e(r.value)}</td><td>{_e(r.requesting)}</td>"
+            f"<td>{_e(r.served)}</td><td>{_e(f'{100 * r.rate:.1f}')}%</td>"
+            f"<td>{_e(f'{100 * first:.1f}')}%</td></tr>"
         )
     out.append("</table>")
     return "".join(out)
@@ -187,24 +193,29 @@ def write_report(
     fair = audit(instance, solution.assignments)
     summ = summarise(instance, solution.assignments)
 
-    _heatmap(instance, taken, out / "fill_heatmap.png")
-    _utilisation(instance, taken, out / "utilisation.png")
-    _unmet(fair.dimension("district"), out / "unmet_by_district.png")
-    _ranks(fair.overall, out / "ranks.png")
+    from matplotlib import rc_context
 
-    title = html.escape(instance.name or "allocation")
+    # Labels are ids and names, never TeX: a "$" in an id must not be parsed as mathtext.
+    with rc_context({"text.parse_math": False, "text.usetex": False}):
+        _heatmap(instance, taken, out / "fill_heatmap.png")
+        _utilisation(instance, taken, out / "utilisation.png")
+        _unmet(fair.dimension("district"), out / "unmet_by_district.png")
+        _ranks(fair.overall, out / "ranks.png")
+
+    title = _e(instance.name or "allocation")
     served_pct = 100 * summ.children_served / max(1, summ.children_requesting)
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>slotalloc report: {title}</h1>",
-        f"<div class='kpi'>status<b>{html.escape(solution.status.value)}</b></div>",
-        f"<div class='kpi'>score<b>{solution.score}</b></div>",
-        f"<div class='kpi'>bound<b>{solution.bound if solution.bound is not None else '-'}</b>"
-        "</div>",
-        f"<div class='kpi'>children served<b>{summ.children_served} / "
-        f"{summ.children_requesting} ({served_pct:.1f}%)</b></div>",
-        f"<div class='kpi'>requests placed<b>{summ.requests_served} / {summ.requests}</b></div>",
+        f"<div class='kpi'>status<b>{_e(solution.status.value)}</b></div>",
+        f"<div class='kpi'>score<b>{_e(solution.score)}</b></div>",
+        f"<div class='kpi'>bound<b>{_e(solution.bound if solution.bound is not None else '-')}"
+        "</b></div>",
+        f"<div class='kpi'>children served<b>{_e(summ.children_served)} / "
+        f"{_e(summ.children_requesting)} ({_e(f'{served_pct:.1f}')}%)</b></div>",
+        f"<div class='kpi'>requests placed<b>{_e(summ.requests_served)} / "
+        f"{_e(summ.requests)}</b></div>",
         "<h2>Fill by site and session</h2><img src='fill_heatmap.png' alt='fill heatmap'>",
         "<h2>Morning vs afternoon utilisation</h2><img src='utilisation.png' alt='utilisation'>",
         "<h2>Unmet demand by district</h2><img src='unmet_by_district.png' alt='unmet demand'>",
@@ -227,12 +238,14 @@ def write_report(
             detail = ", ".join(
                 f"{k}={v}" for k, v in rec.items() if k not in {"action", "session", "gain"}
             )
-            gain = rec.get("gain", {})
+            gain = rec.get("gain")
+            if not isinstance(gain, dict):
+                gain = {}
             parts.append(
-                f"<tr><td class='l'>{html.escape(str(rec.get('action')))}</td>"
-                f"<td class='l'>{html.escape(str(rec.get('session')))}</td>"
-                f"<td class='l'>{html.escape(detail)}</td>"
-                f"<td>{gain.get('children', '')}</td><td>{gain.get('score', '')}</td>"
+                f"<tr><td class='l'>{_e(rec.get('action'))}</td>"
+                f"<td class='l'>{_e(rec.get('session'))}</td>"
+                f"<td class='l'>{_e(detail)}</td>"
+                f"<td>{_e(gain.get('children', ''))}</td><td>{_e(gain.get('score', ''))}</td>"
                 "</tr>"
             )
         parts.append("</table>")
@@ -240,5 +253,5 @@ def write_report(
         parts.append("<p>No recommendations were computed for this report.</p>")
     parts.append("</body></html>\n")
     index = out / "index.html"
-    index.write_text("".join(parts), encoding="utf-8")
+    write_json_atomic(index, "".join(parts))  # any text: no half-written page is left
     return index
