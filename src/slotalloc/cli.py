@@ -332,27 +332,16 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from slotalloc.io import event_line_error, iter_events, load_instance
+    from slotalloc.io import iter_events, load_instance
     from slotalloc.online import replay
 
     _out_path_ok(args.output)
     instance = load_instance(args.instance)
     lines = list(iter_events(args.events))
-    # A line breaking a general rule of FORMAT (a key twice, a number that is
-    # not finite, a control character in an id...) is an error decision that
-    # changes nothing: the engine replays the other lines, renumbered back.
-    refused = {i: why for i, line in enumerate(lines) if (why := event_line_error(line))}
-    kept = [i for i in range(len(lines)) if i not in refused]
     try:
-        decided = iter(replay(instance, [lines[i] for i in kept]))
-        decisions: list[dict[str, Any]] = []
-        for i in range(len(lines)):
-            if i in refused:
-                decisions.append({"event": i, "error": refused[i]})
-            else:
-                d = next(decided)
-                d["event"] = i
-                decisions.append(d)
+        # A line breaking a general rule of FORMAT is an error decision that
+        # changes nothing (the engine screens every line).
+        decisions = list(replay(instance, lines))
     except InvalidStateError as e:
         raise _Fail(f"{args.instance}: {e}") from None
     _write(args.output, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in decisions))

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from slotalloc.exceptions import BookingError
-from slotalloc.io import parse_event
+from slotalloc.io import event_line_error, parse_event
 from slotalloc.models import MAX_PREFERENCES, BookEvent, Instance, _parse_date, _parse_timestamp
 from slotalloc.online.allocator import Allocator
 
@@ -129,6 +129,7 @@ def replay(instance: Instance, lines: Iterable[str]) -> Iterator[dict[str, Any]]
 
 def _decisions(alloc: Allocator, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     decode = _DECODER.decode
+    screen = event_line_error
     admit = alloc._admit
     cancel = alloc._cancel
     lock = alloc._lock
@@ -140,6 +141,13 @@ def _decisions(alloc: Allocator, lines: Iterable[str]) -> Iterator[dict[str, Any
         n += 1
         book: _Book | None = None
         cancel_id: str | None = None
+        # FORMAT's general rules (a key twice, a number not finite or too long,
+        # deep nesting, a lone surrogate, a control character in an id), which
+        # the plain decoder below does not see.
+        why = screen(line)
+        if why is not None:
+            yield {"event": n, "error": why}
+            continue
         try:
             raw = decode(line)
         except ValueError:
