@@ -161,3 +161,16 @@ def test_regression_cut_bookings_arranged_exactly_before_the_search() -> None:
         ),
     )
     assert res.bound is not None and res.score is not None and res.bound >= res.score
+
+
+def test_regression_two_lanes_keep_the_group_fairness_rule() -> None:
+    # The two search lanes solve disjoint neighbourhoods, each meeting the
+    # fairness rows with the other fixed; added together they broke them (this
+    # city with min_group_rate 0.9 came back unfair). The union is now checked.
+    from slotalloc.solver.rule_group_fairness import group_fairness
+
+    inst = generate_xiamen(13, 20000, 91)
+    c = compile_instance(inst)
+    fair = group_fairness(c, 0.9)
+    opt = optimizer.optimize(c, time_limit=3, seed=0, deterministic=True, fairness=fair)
+    assert fair.satisfied(opt.arcs)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from slotalloc.compile import Compiled
 from slotalloc.solver.cpsat_run import CpRun, run_cpsat
 from slotalloc.solver.formulation import Formulation, LinearModel
-from slotalloc.solver.mip import MipProcess
+from slotalloc.solver.mip import MipProcess, violated_rows
 from slotalloc.solver.neighbourhood import Restrictor, SessionGraph, free_variables
 
 __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
@@ -131,6 +131,9 @@ def large_neighbourhood_search(
         widen = 1.0 / max(share, 0.05)
     steps = improving = empty_rounds = 0
     spent = 0.0
+    # Rows over every session (group fairness) couple neighbourhoods that are
+    # otherwise disjoint.
+    coupled = f.fair_vars.shape[0] > 0
     use_window = mip_window > 0 and budget.deadline is not None and lanes >= 2
     cp_lanes = lanes - 1 if use_window else lanes
     window: _Window | None = None
@@ -155,7 +158,7 @@ def large_neighbourhood_search(
             # Disjoint neighbourhoods (no shared session, child or request) can be
             # solved side by side and their gains added.
             if window is not None and window.thread.done.is_set():
-                gain = window.merge(cur)
+                gain = window.merge(f, cur, coupled)
                 best += gain
                 steps += 1
                 improving += gain > 0
@@ -220,16 +223,32 @@ def large_neighbourhood_search(
             runs = list(pool.map(_solve, jobs)) if pool is not None else [_solve(jobs[0])]
             base = best
             grow = True
-            for job, run in zip(jobs, runs, strict=True):
-                idx = job.idx
+            gains: list[tuple[int, int]] = []
+            found: dict[int, IntArray] = {}
+            for k, run in enumerate(runs):
                 steps += 1
                 spent += run.deterministic_time
                 if run.values is not None and run.objective is not None and run.objective > base:
-                    cur[idx] = run.values
-                    best += run.objective - base
-                    improving += 1
+                    gains.append((run.objective - base, k))
+                    found[k] = run.values
                 quick = step_time is None or run.wall_time < 0.5 * step_time
                 grow = grow and run.optimal and quick
+            # Disjoint neighbourhoods add up, except through rows that couple every
+            # session (the group-fairness rows): each sub-model met them with the
+            # other fixed, so their union is checked, and the best one alone taken
+            # when it breaks them.
+            gains.sort(reverse=True)
+            trial = cur.copy()
+            for _, k in gains:
+                trial[jobs[k].idx] = found[k]
+            if len(gains) > 1 and coupled and violated_rows(f, trial) > 0:
+                gains = gains[:1]
+                trial = cur.copy()
+                trial[jobs[gains[0][1]].idx] = found[gains[0][1]]
+            if gains:
+                cur[:] = trial
+                best += sum(g for g, _ in gains)
+                improving += len(gains)
             if best > base and on_improve is not None:
                 on_improve(cur, best)
             size = min(size * 1.2, 20000.0) if grow else max(size * 0.8, 100.0)
@@ -237,7 +256,9 @@ def large_neighbourhood_search(
             # Its time limit ends before the budget does: wait for its answer, but
             # no longer than the budget (an overrunning child is ended).
             assert budget.deadline is not None
-            gain = window.merge(cur, timeout=max(0.0, budget.deadline - time.perf_counter()))
+            gain = window.merge(
+                f, cur, coupled, timeout=max(0.0, budget.deadline - time.perf_counter())
+            )
             best += gain
             improving += gain > 0
             window = None
@@ -288,12 +309,23 @@ class _Window:
         thread = MipProcess(sub, time_limit=seconds, hint=cur[idx].copy())
         return cls(thread, idx, best, busy_s, busy_c)
 
-    def merge(self, cur: IntArray, timeout: float | None = None) -> int:
-        """Take the window's result into ``cur`` when it is better; the gain (0 if none)."""
+    def merge(
+        self, f: Formulation, cur: IntArray, coupled: bool, timeout: float | None = None
+    ) -> int:
+        """Take the window's result into ``cur`` when it is better; the gain (0 if none).
+
+        With rows coupling every session (``coupled``), the search may have
+        moved meanwhile in a way that breaks them together with the window's
+        answer: then the answer is checked against the whole model first.
+        """
         run = self.thread.result(timeout)
         if run.values is None or run.objective is None or run.objective <= self.base:
             return 0
+        old = cur[self.idx].copy()
         cur[self.idx] = run.values
+        if coupled and violated_rows(f, cur) > 0:
+            cur[self.idx] = old
+            return 0
         return run.objective - self.base
 
 
