@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
+import os
 import random
+import shutil
 import sqlite3
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +21,22 @@ import slotalloc.solve  # noqa: F401  (sys.modules entry patched below)
 from slotalloc.exceptions import BookingError, DuplicateRequestError, UnknownRequestError
 from slotalloc.io import load_instance, parse_event
 from slotalloc.ledger import (
+    BookOp,
     DurableAllocator,
+    GroupCommitter,
+    HeadFile,
     Ledger,
     LedgerCorruptError,
+    LedgerError,
     LedgerMismatchError,
     LedgerUnavailableError,
     LedgerWriteError,
     RebalanceRejectedError,
+    UnstorableEventError,
+    _row_hash,
+    compact,
 )
-from slotalloc.models import Assignment, BookEvent, Instance, Solution, Status
+from slotalloc.models import Assignment, BookEvent, Child, Instance, Request, Solution, Status
 from slotalloc.online import replay
 from slotalloc.result import Result
 from slotalloc.verify import verify
@@ -39,6 +52,15 @@ def instance() -> Instance:
 @pytest.fixture(scope="module")
 def lines() -> list[str]:
     return [ln for ln in (DATA / "sample-events.jsonl").read_text().splitlines() if ln.strip()]
+
+
+def crash(da: DurableAllocator) -> None:
+    """What a process death does to an open allocator: its files close, nothing else runs."""
+    da._ledger._stop_checkpointer()
+    da._ledger._db.close()
+    da._ledger.head_file.close()
+    if da._lock_file is not None:
+        da._lock_file.close()
 
 
 def apply_line(da: DurableAllocator, n: int, line: str) -> dict[str, Any]:
@@ -158,7 +180,7 @@ def test_snapshot_plus_tail_after_a_crash(
     da = DurableAllocator(instance, db, snapshot_every=100)
     run_stream(da, lines)
     live = export_json(da)
-    da._ledger._db.close()  # a crash: no close(), no final snapshot
+    crash(da)  # no close(), no final snapshot
     again = DurableAllocator(instance, db)
     assert 0 < again.replayed_rows < 100
     assert export_json(again) == live
@@ -313,16 +335,16 @@ def test_a_failed_commit_changes_nothing(
     da = DurableAllocator(instance, db, snapshot_every=0)
     run_stream(da, lines[:50])
     before = (da.head, export_json(da), da.waitlist())
-    real_commit = Ledger.commit
+    real_append = Ledger.append
 
-    def failing(self: Ledger, seq: int, h: bytes) -> None:
+    def failing(self: Ledger, *_: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(Ledger, "commit", failing)
+    monkeypatch.setattr(Ledger, "append", failing)
     ev = book_after(lines, 60)
     with pytest.raises(LedgerWriteError):
         da.book(ev.request, ev.children or ())
-    monkeypatch.setattr(Ledger, "commit", real_commit)
+    monkeypatch.setattr(Ledger, "append", real_append)
     assert (da.head, export_json(da), da.waitlist()) == before
     # The refused event can be submitted again, and the ledger stays exact.
     da.book(ev.request, ev.children or ())
@@ -342,7 +364,7 @@ def test_an_unrecoverable_failure_refuses_further_operations(
     def failing(*_: Any, **__: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(Ledger, "commit", failing)
+    monkeypatch.setattr(Ledger, "append", failing)
     monkeypatch.setattr(Ledger, "latest_snapshot", failing)
     ev = book_after(lines, 30)
     with pytest.raises(LedgerUnavailableError):
@@ -490,7 +512,7 @@ def test_random_restarts_never_change_the_outcome(
         got.append(apply_line(da, n, line))
         if rng.random() < 0.05:
             if rng.random() < 0.5:
-                da._ledger._db.close()  # crash
+                crash(da)
             else:
                 da.close()
             da = DurableAllocator(instance, db, snapshot_every=rng.randint(5, 60))
@@ -515,3 +537,434 @@ def test_session_occupancy_agrees_with_the_export(
             assert occ["taken"] == sum(g["taken"] for g in occ["groups"])
             assert occ["caregivers_needed"] <= occ["caregivers_available"]
             assert occ["taken"] <= occ["capacity"]
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def _fresh_child_book(da: DurableAllocator, rid: str, child: str, **child_kw: Any) -> BookEvent:
+    """A book event declaring one new child, with the first sessions as preferences."""
+    return BookEvent.model_validate(
+        {
+            "op": "book",
+            "request": {"id": rid, "children": [child], "preferences": da.session_ids[:10]},
+            "children": [{"id": child, "birth_date": "2024-01-30", **child_kw}],
+        }
+    )
+
+
+def test_regression_surrogate_household_not_phantom(instance: Instance, tmp_path: Path) -> None:
+    """Text the file cannot hold is refused before the state changes (models bypassed)."""
+    db = tmp_path / "l.db"
+    da = DurableAllocator(instance, db)
+    ok = _fresh_child_book(da, "ok-1", "kid-ok")
+    da.book(ok.request, ok.children or ())
+    before = (da.head, export_json(da), da.waitlist())
+    req = Request.model_validate(
+        {"id": "sur-1", "children": ["kid-s"], "preferences": da.session_ids[:3]}
+    )
+    bad_child = Child.model_construct(
+        id="kid-s", birth_date=dt.date(2024, 1, 30), household="\ud800"
+    )
+    with pytest.raises(UnstorableEventError):
+        da.book(req, [bad_child])
+    bad_req = Request.model_construct(
+        id="sur-\udc00", children=("kid-ok",), preferences=tuple(da.session_ids[:3]), priority=0
+    )
+    with pytest.raises(UnstorableEventError):
+        da.book(bad_req)
+    assert (da.head, export_json(da), da.waitlist()) == before
+    with pytest.raises(UnknownRequestError):
+        da.status("sur-1")
+    # A booking that would depend on the refused one is refused too: the child is unknown.
+    dep = Request.model_validate(
+        {"id": "dep", "children": ["kid-s"], "preferences": da.session_ids[:1]}
+    )
+    with pytest.raises(BookingError):
+        da.book(dep)
+    live = export_json(da)
+    crash(da)
+    with DurableAllocator(instance, db, use_snapshots=False) as again:
+        assert export_json(again) == live
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "where, exc",
+    [
+        ("append", sqlite3.OperationalError("disk I/O error")),
+        ("append", RuntimeError("anything")),
+        ("append", KeyboardInterrupt()),
+        ("head_file", OSError(28, "No space left on device")),
+        ("head_file", _Boom()),
+        ("after_apply", _Boom()),
+    ],
+)
+def test_regression_failed_commit_any_exception_changes_nothing(
+    instance: Instance,
+    lines: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    exc: BaseException,
+) -> None:
+    db = tmp_path / "l.db"
+    da = DurableAllocator(instance, db, snapshot_every=0)
+    run_stream(da, lines[:50])
+    before = (da.head, export_json(da), da.waitlist())
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise exc
+
+    if where == "append":
+        monkeypatch.setattr(Ledger, "append", fail)
+    elif where == "head_file":
+        real_write = HeadFile.write
+        calls = {"n": 0}
+
+        def write(self: HeadFile, seq: int, h: bytes) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:  # the commit's head; the compensation's goes through
+                raise exc
+            real_write(self, seq, h)
+
+        monkeypatch.setattr(HeadFile, "write", write)
+    else:
+        # Between applying an operation and appending its row (once: recovery hashes too).
+        mod = sys.modules["slotalloc.ledger"]
+        real_hash, calls_h = mod._row_hash, {"n": 0}
+
+        def row_hash(*a: Any) -> bytes:
+            calls_h["n"] += 1
+            if calls_h["n"] == 3:  # the third operation of the batch
+                raise exc
+            return real_hash(*a)
+
+        monkeypatch.setattr(mod, "_row_hash", row_hash)
+    ops = [parse_event(x) for x in lines[60:70]]
+    expected = LedgerWriteError if isinstance(exc, Exception) else type(exc)
+    with pytest.raises(expected), da.transaction():
+        for ev in ops:
+            with contextlib.suppress(BookingError):
+                if isinstance(ev, BookEvent):
+                    da.book(ev.request, ev.children or ())
+                else:
+                    da.cancel(ev.request)
+    monkeypatch.undo()
+    assert da.failure is None
+    assert (da.head, export_json(da), da.waitlist()) == before
+    # Nothing of it reached the file, and the same operations can be submitted again.
+    run_stream(da, lines[60:70])
+    live = export_json(da)
+    da.close(snapshot=False)
+    with DurableAllocator(instance, db, use_snapshots=False) as again:
+        assert export_json(again) == live
+
+
+def _filled(instance: Instance, lines: list[str], db: Path) -> DurableAllocator:
+    """An open allocator: 60 events checkpointed into the file, 60 more in the WAL only."""
+    da = DurableAllocator(instance, db, snapshot_every=0)
+    run_stream(da, lines[:60])
+    da._ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    run_stream(da, lines[60:120])
+    return da
+
+
+def _copy(src: Path, dest: Path, suffixes: tuple[str, ...]) -> Path:
+    dest.mkdir()
+    for s in suffixes:
+        shutil.copyfile(str(src) + s, str(dest / src.name) + s)
+    return dest / src.name
+
+
+def test_regression_emptied_db_refused(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    seq = _fill(instance, lines, db)
+    db.write_bytes(b"")
+    with pytest.raises(LedgerCorruptError, match=r"empty.*head file records row"):
+        DurableAllocator(instance, db)
+    assert db.stat().st_size == 0  # refused before writing anything
+    db.unlink()
+    with pytest.raises(LedgerCorruptError, match="missing"):
+        DurableAllocator(instance, db)
+    assert not db.exists()
+    with DurableAllocator(instance, db, recover=True) as da:
+        rep = da.recovery
+        assert rep is not None and rep.kept_last == -1 and rep.head_file == seq
+        assert "acknowledged row(s) lost" in rep.summary()
+    with DurableAllocator(instance, db) as da:  # now consistent again
+        assert da.head[0] == -1
+
+
+def test_regression_deleted_wal_refused(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    da = _filled(instance, lines, tmp_path / "l.db")
+    head = da.head[0]
+    # The file and its head file without the WAL: what a deleted WAL leaves.
+    copy = _copy(tmp_path / "l.db", tmp_path / "nowal", ("", ".head"))
+    da.close()
+    with pytest.raises(LedgerCorruptError, match=r"missing.*WAL"):
+        DurableAllocator(instance, copy)
+    with DurableAllocator(instance, copy, recover=True) as rec:
+        assert rec.recovery is not None and rec.recovery.head_file == head
+        assert rec.head[0] < head
+        assert Path(rec.recovery.backup + ".head").exists()
+
+
+def test_regression_flipped_wal_byte_refused(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    da = _filled(instance, lines, tmp_path / "l.db")
+    head = da.head[0]
+    copy = _copy(tmp_path / "l.db", tmp_path / "flip", ("", "-wal", ".head"))
+    da.close()
+    wal = Path(str(copy) + "-wal")
+    raw = bytearray(wal.read_bytes())
+    frame = 24 + 4096
+    frames = (len(raw) - 32) // frame
+    assert frames > 4
+    raw[32 + (frames // 2) * frame + 24 + 100] ^= 0x01  # one bit, in a page of a middle commit
+    wal.write_bytes(bytes(raw))
+    with pytest.raises(LedgerCorruptError, match=f"head file records row {head}"):
+        DurableAllocator(instance, copy)
+    with DurableAllocator(instance, copy, recover=True) as rec:
+        assert rec.recovery is not None and 0 <= rec.head[0] < head
+
+
+def test_regression_rows_before_snapshot_checked(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    with DurableAllocator(instance, db, snapshot_every=0) as da:
+        run_stream(da, lines[:120])
+    # The snapshot (at the head) would let a start skip every row: edit one long before it.
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE events SET body = replace(body, '2024', '2023') WHERE seq = 3")
+    with pytest.raises(LedgerCorruptError, match="row 3 fails the hash chain"):
+        DurableAllocator(instance, db)
+
+
+def test_regression_missing_head_file_refused(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    seq = _fill(instance, lines, db)
+    Path(str(db) + ".head").unlink()
+    with pytest.raises(LedgerCorruptError, match=r"head file .* is missing"):
+        DurableAllocator(instance, db)
+    with DurableAllocator(instance, db, recover=True) as da:  # adopts the ledger as it is
+        assert da.head[0] == seq and da.recovery is not None and da.recovery.dropped == 0
+    with DurableAllocator(instance, db) as da:
+        assert da.head[0] == seq
+
+
+def test_regression_altered_tail_recovered_to_the_valid_prefix(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    seq = _fill(instance, lines, db)
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "UPDATE events SET result = replace(result, 'false', 'true') WHERE seq = ?", (seq - 5,)
+        )
+    with pytest.raises(LedgerCorruptError, match="hash chain"):
+        DurableAllocator(instance, db)
+    with DurableAllocator(instance, db, recover=True) as da:
+        rep = da.recovery
+        assert rep is not None and rep.kept_last == seq - 6 and rep.dropped == 6
+        assert da.head[0] == seq - 6
+        kept = export_json(da)
+    with DurableAllocator(instance, db, use_snapshots=False) as da:
+        assert export_json(da) == kept
+    with DurableAllocator(instance, tmp_path / "ref.db") as ref:  # the same as the prefix
+        n_ok = 0
+        for n, line in enumerate(lines[:120]):
+            if "error" not in apply_line(ref, n, line):
+                n_ok += 1
+            if n_ok == seq - 5:
+                break
+        assert export_json(ref) == kept
+
+
+def test_head_file_one_commit_behind_is_kept(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    """A crash between the commit and the head file: that transaction was never acknowledged."""
+    db = tmp_path / "l.db"
+    da = DurableAllocator(instance, db, snapshot_every=0)
+    run_stream(da, lines[:40])
+    prev = da._committed
+    with da.transaction():
+        run_stream(da, lines[40:50])
+    live = export_json(da)
+    da._ledger.head_file.write(*prev)  # as if the head file write had not happened
+    crash(da)
+    with DurableAllocator(instance, db) as again:
+        assert export_json(again) == live
+    # Two transactions behind is not a crash artefact: refused.
+    da = DurableAllocator(instance, db, snapshot_every=0)
+    old = da._committed
+    run_stream(da, lines[50:52])
+    da._ledger.head_file.write(*old)
+    crash(da)
+    with pytest.raises(LedgerCorruptError, match="head file records row"):
+        DurableAllocator(instance, db)
+
+
+def test_regression_group_commit_one_fsync_per_batch(
+    instance: Instance, lines: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    da = DurableAllocator(instance, tmp_path / "l.db")
+    gc = GroupCommitter(da, window=0.005)
+    commits: list[int] = []
+    real_append = Ledger.append
+
+    def append(self: Ledger, rows: Any, head: Any, prev: Any) -> None:
+        commits.append(len(rows))
+        time.sleep(0.01)  # a slow disk: operations pile up behind the commit
+        real_append(self, rows, head, prev)
+
+    monkeypatch.setattr(Ledger, "append", append)
+    events = [parse_event(x) for x in lines[:80]]
+    books = [ev for ev in events if isinstance(ev, BookEvent)][:60]
+    futures = []
+    with ThreadPoolExecutor(12) as pool:
+        futures = list(pool.map(lambda ev: gc.submit(BookOp(ev.request, ev.children or ())), books))
+    outs = []
+    for f in futures:
+        try:
+            d = f.result(30)
+        except BookingError:
+            continue
+        assert da.head[0] >= d.sequence  # resolved only after its commit
+        outs.append(d)
+    gc.close()
+    assert sum(commits) == len(outs) and len(commits) < len(outs), commits
+    assert max(commits) > 1
+    live = export_json(da)
+    da.close(snapshot=False)
+    with DurableAllocator(instance, tmp_path / "l.db", use_snapshots=False) as again:
+        assert export_json(again) == live
+
+
+def test_compaction_erases_a_cancelled_family(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    da = DurableAllocator(instance, db, snapshot_every=25)
+    run_stream(da, lines[:80])
+    fam = _fresh_child_book(da, "fam-1", "kid-erase", household="HOUSEHOLD-Erase-Me")
+    da.book(fam.request, fam.children or (), secret="s3cret-fam-1")
+    other = _fresh_child_book(da, "fam-2", "kid-stay", household="HOUSEHOLD-Stays")
+    da.book(other.request, other.children or (), secret="s3cret-fam-2")
+    da.cancel("fam-1")
+    before = (da.held(), da.waitlist())
+    old_head = da.head
+    report = da.compact()
+    assert report.old_head == old_head[0] and report.old_head_hash == old_head[1]
+    assert report.erased_children >= 1 and da.head == (report.base_seq, report.base_hash)
+    assert (da.held(), da.waitlist()) == before
+    # The base row chains from the old head.
+    rows = list(da._ledger.rows())
+    assert [r.kind for r in rows] == ["base"]
+    assert rows[0].hash == _row_hash(
+        bytes.fromhex(old_head[1]), report.base_seq, "base", rows[0].body, rows[0].result
+    )
+    # Ids stay used; the family can be booked again (its data was forgotten), others go on.
+    with pytest.raises(DuplicateRequestError):
+        da.book(fam.request, fam.children or ())
+    da.cancel("fam-2", proof="s3cret-fam-2", privileged=False)
+    run_stream(da, lines[80:120])
+    live = export_json(da)
+    da.close()
+    for path in (db, Path(str(db) + "-wal")):
+        if path.exists():
+            assert b"HOUSEHOLD-Erase-Me" not in path.read_bytes()
+    with DurableAllocator(instance, db, use_snapshots=False) as again:
+        assert export_json(again) == live
+    with DurableAllocator(instance, db) as again:
+        assert export_json(again) == live
+
+
+def test_compaction_that_fails_changes_nothing(
+    instance: Instance, lines: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "l.db"
+    da = DurableAllocator(instance, db)
+    run_stream(da, lines[:40])
+    before = (da.head, export_json(da))
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys.modules["slotalloc.ledger"], "_fsync_dir", fail)
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(LedgerWriteError):
+        da.compact()
+    monkeypatch.undo()
+    assert (da.head, export_json(da)) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if "rewrite" in p.name) == []
+    da.close()
+    with DurableAllocator(instance, db) as again:
+        assert (again.head, export_json(again)) == before
+
+
+def test_a_crash_while_creating_the_ledger_needs_no_recover(
+    instance: Instance, tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    DurableAllocator(instance, db).close()
+    Path(str(db) + ".head").unlink()  # created, but the head file never written
+    with DurableAllocator(instance, db) as da:
+        assert da.head[0] == -1 and da.recovery is None
+    db.write_bytes(b"")  # the head file written, the file not yet
+    with DurableAllocator(instance, db) as da:
+        assert da.head[0] == -1 and da.recovery is None
+
+
+def test_a_second_writer_is_refused(instance: Instance, tmp_path: Path) -> None:
+    db = tmp_path / "l.db"
+    with DurableAllocator(instance, db, exclusive=True):
+        with pytest.raises(LedgerError, match="open in another process"):
+            DurableAllocator(instance, db, exclusive=True)
+        with pytest.raises(LedgerError, match="open in another process"):
+            compact(instance, db)
+        Ledger(db, instance).close()  # reading it is fine
+    DurableAllocator(instance, db, exclusive=True).close()  # released on close
+
+
+def test_background_checkpoint_keeps_checkpoints_out_of_commits(
+    instance: Instance, lines: list[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "l.db"
+    da = DurableAllocator(instance, db, background_checkpoint=True)
+    assert da._ledger._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    ck = da._ledger._checkpointer
+    assert ck is not None
+    ck.threshold, ck.interval = 1, 0.05
+    run_stream(da, lines[:80])
+    head = da.head[0]
+    deadline = time.monotonic() + 10
+    while True:  # the database file alone (no WAL) holds every committed row
+        copy = tmp_path / f"copy-{time.monotonic_ns()}.db"
+        shutil.copyfile(db, copy)
+        with contextlib.closing(sqlite3.connect(copy)) as con:
+            try:
+                top = con.execute("SELECT max(seq) FROM events").fetchone()[0]
+            except sqlite3.DatabaseError:
+                top = None
+        if top == head:
+            break
+        assert time.monotonic() < deadline, "no background checkpoint"
+        time.sleep(0.05)
+    live = export_json(da)
+    da.close()
+    assert not da._ledger._checkpointer  # stopped with the ledger
+    with DurableAllocator(instance, db, use_snapshots=False) as again:
+        assert export_json(again) == live

@@ -478,14 +478,54 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise _Fail("slotalloc serve needs the server extra: pip install 'slotalloc[server]'.")
     from slotalloc.io import load_instance
     from slotalloc.ledger import LedgerError
-    from slotalloc.server import serve
+    from slotalloc.server import Limits, serve
 
     load_instance(args.instance)  # bad input: exit 2 before anything is opened
     try:
-        serve(args.instance, args.db, args.host, args.port)
+        limits = Limits(
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            keep_alive=args.keep_alive,
+            max_connections=args.max_connections,
+        )
+    except ValueError as e:
+        raise _Fail(f"serve: {e}") from None
+    try:
+        serve(
+            args.instance,
+            args.db,
+            args.host,
+            args.port,
+            auth_file=args.auth_file,
+            log_level=args.log_level,
+            recover=args.recover,
+            limits=limits,
+            commit_window=max(0.0, args.commit_window_ms) / 1000,
+        )
     except LedgerError as e:
-        text = str(e)
-        raise _Fail(text if text.startswith(args.db) else f"{args.db}: {text}") from None
+        raise _Fail(_ledger_message(args.db, e)) from None
+    return EXIT_OK
+
+
+def _ledger_message(db: str, e: Exception) -> str:
+    text = str(e)
+    return text if text.startswith(db) else f"{db}: {text}"
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from slotalloc.io import load_instance
+    from slotalloc.ledger import LedgerError, compact
+
+    instance = load_instance(args.instance)
+    try:
+        rep = compact(instance, args.db)
+    except LedgerError as e:
+        raise _Fail(_ledger_message(args.db, e)) from None
+    print(
+        f"{args.db}: rows {rep.old_first}-{rep.old_head} compacted into base row {rep.base_seq} "
+        f"(hash {rep.base_hash}, chained from {rep.old_head_hash}); "
+        f"{rep.erased_children} children and {rep.erased_requests} cancelled requests erased"
+    )
     return EXIT_OK
 
 
@@ -638,7 +678,37 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--db", required=True, help="SQLite ledger file (created if missing)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument(
+        "--auth-file",
+        default=None,
+        help='bearer tokens, JSON {"operator": [...], "booking": [...]} (docs/server.md); '
+        "default DB.auth.json beside the ledger, generated (mode 0600) when absent",
+    )
+    sv.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    sv.add_argument(
+        "--recover",
+        action="store_true",
+        help="start on a damaged ledger: keep its longest valid prefix (damaged files "
+        "copied to DB.damaged-TIME) and log what was kept",
+    )
+    sv.add_argument("--header-timeout", type=float, default=10.0, help="seconds for headers")
+    sv.add_argument("--body-timeout", type=float, default=10.0, help="seconds for a request body")
+    sv.add_argument("--keep-alive", type=float, default=5.0, help="idle connection seconds")
+    sv.add_argument("--max-connections", type=int, default=1000)
+    sv.add_argument(
+        "--commit-window-ms",
+        type=float,
+        default=2.0,
+        help="group commit: longest wait for more bookings (default 2)",
+    )
     sv.set_defaults(run=_cmd_serve)
+
+    cp = sub.add_parser(
+        "compact", help="rewrite a ledger without cancelled requests and unused children"
+    )
+    cp.add_argument("instance")
+    cp.add_argument("--db", required=True, help="the ledger (the service must be stopped)")
+    cp.set_defaults(run=_cmd_compact)
     return p
 
 

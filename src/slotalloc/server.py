@@ -3,32 +3,67 @@
 FastAPI and uvicorn are imported only here (the ``server`` extra), so
 ``import slotalloc`` never needs them.
 
-Every handler is a plain ``def``: FastAPI runs it in its thread pool, where it
-takes the allocator's lock, applies the operation, commits it to the ledger and
-only then returns; the reply is therefore never ahead of the ledger. A booking
-that got a 2xx reply carries the ledger row in the ``X-Ledger-Seq`` and
-``X-Ledger-Hash`` headers: a receipt a client can check against the ledger.
+Access: every endpoint but ``GET /healthz`` needs ``Authorization: Bearer
+TOKEN`` with a token of the auth file (:mod:`slotalloc.auth`): 401 without a
+valid token, 403 with a token of the wrong role. A booking token may book,
+cancel a booking whose secret it presents (``X-Booking-Secret``), read one
+booking and see session counts; only an operator token may export, rebalance,
+compact, see which requests hold a session, or cancel any booking.
 
-Status codes: 201 booked; 409 request id used before (ask ``GET
-/bookings/{id}`` for its outcome), or a rebalance refused; 404 unknown id;
-413 body too large; 422 malformed body or a refused booking (unknown child or
-session, child conflict); 503 the ledger could not commit (nothing changed).
+Writes: ``POST /bookings`` and ``DELETE /bookings/{id}`` are answered by a
+lean ASGI layer (:class:`WritePath`; the FastAPI routes of the same paths
+document them and share its code) that hands each operation to the single
+writer thread (:class:`slotalloc.ledger.GroupCommitter`) and awaits it:
+operations arriving together share one transaction and one fsync, and every
+reply is sent after its commit. A 2xx reply carries ``X-Ledger-Seq`` and ``X-Ledger-Hash``: the
+row holding that very operation and its chain hash, read when the row was made.
+
+Reads and slow work (status, sessions, export, rebalance, compaction) are plain
+``def`` handlers in the thread pool; the export copies the state under the
+lock and builds its JSON outside it.
+
+Bounded work: a body over :data:`MAX_BODY_BYTES` gets 413, a request head
+over 16 KiB 431, a request whose headers (``header_timeout``) or body
+(``body_timeout``) do not arrive in time is dropped (408 for a body), idle
+keep-alive connections close after ``keep_alive`` seconds, connections beyond
+``max_connections`` are closed at once, ``time_limit`` and ``seed`` of a
+rebalance are bounded and only one rebalance runs at a time (409). JSON with
+``NaN`` or ``Infinity`` is refused (422). No request body, token or child's
+data is ever logged: validation errors are answered without the input, and an
+unexpected exception is logged as its type and the path only.
+
+Status codes: 201 booked; 200 done; 401 no valid token; 403 not allowed (role,
+priority, another booking's secret needed); 404 unknown id; 408 body too slow;
+409 request id used before, or a rebalance refused or already running; 413
+body too large; 431 headers too large; 422 malformed body or a refused booking; 503 the ledger could
+not commit (nothing changed) or is unusable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import gc
+import json
 import logging
 import os
+import secrets
 import signal
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import asdict
-from typing import Annotated, Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, Header, HTTPException, Query
+from fastapi import Request as HTTPRequest
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from slotalloc.auth import AuthConfig, Principal, load_or_create_auth
 from slotalloc.exceptions import (
     BookingError,
     DuplicateRequestError,
@@ -36,19 +71,42 @@ from slotalloc.exceptions import (
     UnknownSessionError,
 )
 from slotalloc.ledger import (
+    BookOp,
+    CancelOp,
     DurableAllocator,
+    GroupCommitter,
     LedgerUnavailableError,
     LedgerWriteError,
+    NotPermittedError,
+    RebalanceBusyError,
     RebalanceRejectedError,
 )
 from slotalloc.models import Child, Request
 
-__all__ = ["MAX_BODY_BYTES", "create_app", "serve"]
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_SEED",
+    "MAX_TIME_LIMIT",
+    "Limits",
+    "OneLineFormatter",
+    "build_server",
+    "configure_logging",
+    "create_app",
+    "serve",
+    "tune_gc",
+]
 
 log = logging.getLogger(__name__)
 
 #: Largest request body accepted (a request has at most 10 preferences; this is generous).
 MAX_BODY_BYTES = 64 * 1024
+#: Largest ``time_limit`` of ``POST /rebalance``, in seconds.
+MAX_TIME_LIMIT = 60.0
+#: ``seed`` of ``POST /rebalance`` is in ``[0, MAX_SEED)``.
+MAX_SEED = 2**31
 
 _Scope = MutableMapping[str, Any]
 _Message = MutableMapping[str, Any]
@@ -57,46 +115,210 @@ _Send = Callable[[_Message], Awaitable[None]]
 _ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 
-class BodyLimit:
-    """ASGI middleware refusing bodies over ``limit`` bytes with 413, before any parsing.
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one client can make the service do.
 
-    Checks ``Content-Length`` up front and counts the bytes of a chunked body
-    as they arrive, so an oversized body is never buffered beyond the limit.
+    Raises
+    ------
+    ValueError
+        A timeout outside (0, 3600] seconds, or a size or count below 1.
+
+    Attributes
+    ----------
+    header_timeout
+        Seconds for a request's headers to arrive (from the connection, or from
+        the end of the previous reply); then the connection is closed.
+    body_timeout
+        Seconds for the whole body to arrive once the headers did; then 408.
+    keep_alive
+        Seconds an idle keep-alive connection stays open.
+    max_connections
+        Open connections beyond this are closed at once.
+    max_body_bytes
+        Larger bodies get 413 before any parsing.
+    max_header_bytes
+        Larger request heads are refused: 400 by h11 while one is still
+        arriving, 431 once it has.
     """
 
-    def __init__(self, app: _ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    keep_alive: float = 5.0
+    max_connections: int = 1000
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_header_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "body_timeout", "keep_alive"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value <= 3600):
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600]")
+        for name in ("max_connections", "max_body_bytes", "max_header_bytes"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer")
+
+
+# ---------------------------------------------------------------- logging
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per record: newlines escaped, an exception shown as its type only.
+
+    An exception's message or traceback can quote the data being processed
+    (a request body, a child's birth date); its type cannot.
+    """
+
+    def formatException(self, ei: Any) -> str:
+        exc_type = ei[0]
+        return f"[exception {exc_type.__name__ if exc_type else 'unknown'}]"
+
+    def formatStack(self, stack_info: str) -> str:
+        return ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace("\r", "\\r").replace("\n", " | ")
+
+
+def configure_logging(level: str = "info") -> logging.Handler:
+    """Send the service's log (and uvicorn's) to stderr, one line per event.
+
+    Parameters
+    ----------
+    level
+        ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
+
+    Returns
+    -------
+    logging.Handler
+        The handler installed on the root logger (replacing any other).
+
+    Raises
+    ------
+    ValueError
+        An unknown level.
+    """
+    lvl = logging.getLevelName(level.upper())
+    if not isinstance(lvl, int):
+        raise ValueError(f"unknown log level {level!r}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(lvl)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+        lg.setLevel(lvl)
+    return handler
+
+
+#: Young-generation threshold of the cyclic collector while serving (CPython's default: 700).
+GC_THRESHOLD = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running service.
+
+    The recovered state (hundreds of thousands of objects for a city) is moved
+    to the permanent generation (``gc.freeze``) and young collections run
+    every :data:`GC_THRESHOLD` allocations rather than 700: the state builds
+    no reference cycles, but each older-generation pass traversed all of it,
+    stalling every request in flight. Measured at 32 clients: p99 from about
+    100 ms to under 50 ms, throughput up about 10 %. Cycles (asyncio's, on
+    errors) are still collected, just less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+# ---------------------------------------------------------------- ASGI layers
+
+
+async def _send_json(send: _Send, status: int, detail: str, close: bool = False) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit`` bytes, 408 for one slower than ``timeout``,
+    431 for a request head over ``header_limit`` bytes.
+
+    Checks ``Content-Length`` up front and counts the bytes of a chunked body
+    as they arrive, so an oversized body is never buffered beyond the limit;
+    the whole body must arrive within ``timeout`` seconds of the headers.
+    """
+
+    def __init__(
+        self,
+        app: _ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        timeout: float | None = None,
+        header_limit: int | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
+        self.header_limit = header_limit
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
+        headers = scope.get("headers", ())
+        if self.header_limit is not None:
+            # h11 bounds a head only while it is incomplete; one that arrives whole is not.
+            size = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+            size += sum(len(n) + len(v) + 4 for n, v in headers)
+            if size > self.header_limit:
+                await _send_json(send, 431, "request headers too large", close=True)
+                return
+        for name, value in headers:
             if name == b"content-length":
                 try:
                     too_big = int(value) > self.limit
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(send)
+                    await _send_json(send, 413, "request body too large", close=True)
                     return
         # Read the whole body first (it is small by construction): a limit
         # enforced inside the app's own receive would be turned into a 400 by
         # FastAPI's body parsing, and half a body must never reach a handler.
         messages: list[_Message] = []
         seen = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                await self._refuse(send)
-                return
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    if message["type"] != "http.request":
+                        break
+                    seen += len(message.get("body", b""))
+                    if seen > self.limit:
+                        break
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            log.info("408: request body too slow on %s %s", scope["method"], scope["path"])
+            await _send_json(send, 408, "request body too slow", close=True)
+            return
+        if seen > self.limit:
+            await _send_json(send, 413, "request body too large", close=True)
+            return
         replay = iter(messages)
 
         async def buffered_receive() -> _Message:
@@ -105,19 +327,72 @@ class BodyLimit:
 
         await self.app(scope, buffered_receive, send)
 
-    async def _refuse(self, send: _Send) -> None:
-        body = b'{"detail":"request body too large"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+class Guard:
+    """ASGI middleware: an unexpected exception becomes a bare 500 and one log line.
+
+    The line names the exception type, the method and the path only: never
+    the body, the query string or the exception's message. Also logs one
+    ``debug`` line per request (method, path, status, milliseconds).
+    """
+
+    def __init__(self, app: _ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        status = 0
+        t0 = time.perf_counter()
+
+        async def watch(message: _Message) -> None:
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started = True
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as e:
+            log.error(
+                "500: unexpected %s in %s %s", type(e).__name__, scope["method"], scope["path"]
+            )
+            if not started:
+                status = 500
+                await _send_json(send, 500, "internal error; nothing was changed by it")
+        if log.isEnabledFor(logging.DEBUG):
+            ms = 1000 * (time.perf_counter() - t0)
+            log.debug("%s %s %d %.1f ms", scope["method"], scope["path"], status, ms)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not allowed in JSON", name, 0)
+
+
+class _StrictJSONRequest(HTTPRequest):
+    """A request whose JSON body refuses ``NaN``, ``Infinity`` and ``-Infinity``."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            self._json = json.loads(body, parse_constant=_refuse_constant)
+        return self._json
+
+
+class _StrictRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[HTTPRequest], Any]:
+        handler = super().get_route_handler()
+
+        async def strict(request: HTTPRequest) -> Any:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict
+
+
+# ---------------------------------------------------------------- bodies
 
 
 class BookBody(BaseModel):
@@ -135,76 +410,344 @@ class RebalanceBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     allow_drops: bool = False
-    method: str = "fcfs"
-    time_limit: float | None = Field(default=None, gt=0)
-    seed: int = 0
+    method: Literal["fcfs", "auto", "cp-sat"] = "fcfs"
+    time_limit: float | None = Field(default=None, gt=0, le=MAX_TIME_LIMIT, allow_inf_nan=False)
+    seed: int = Field(default=0, ge=0, lt=MAX_SEED)
 
 
-def _receipt(seq: int, allocator: DurableAllocator) -> dict[str, str]:
-    return {"X-Ledger-Seq": str(seq), "X-Ledger-Hash": allocator.head[1]}
+def _receipt(seq: int, hash_hex: str) -> dict[str, str]:
+    return {"X-Ledger-Seq": str(seq), "X-Ledger-Hash": hash_hex}
 
 
-def create_app(allocator: DurableAllocator) -> FastAPI:
+def _bearer(request: HTTPRequest) -> str | None:
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
+
+async def _who(request: HTTPRequest) -> Principal:
+    """The caller of a request (401 without a valid token)."""
+    auth: AuthConfig = request.app.state.auth
+    principal = auth.authenticate(_bearer(request))
+    if principal is None:
+        log.info("401 on %s %s", request.method, request.url.path)
+        raise HTTPException(401, "a valid bearer token is required", headers=_UNAUTHORIZED)
+    return principal
+
+
+async def _operator(request: HTTPRequest) -> Principal:
+    """An operator caller (401 without a valid token, 403 with another role's)."""
+    principal = await _who(request)
+    if not principal.is_operator:
+        log.info("403 for %s on %s %s", principal.label, request.method, request.url.path)
+        raise HTTPException(403, "this needs an operator token")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_who)]
+Operator = Annotated[Principal, Depends(_operator)]
+SecretHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Booking-Secret",
+        description="a booking's secret, from the reply that booked it",
+    ),
+]
+
+
+# ---------------------------------------------------------------- the write path
+
+
+class _SecretPool:
+    """Per-booking secrets: 24 random bytes (``secrets``-grade), URL-safe base64.
+
+    Drawn from the OS's CSPRNG 256 at a time: one ``getrandom`` per secret
+    released the GIL on every booking, which the writer thread then kept for
+    a while (measured: a sixth of the event loop's time under load).
+    """
+
+    def __init__(self, size: int = 24, batch: int = 256) -> None:
+        self._size, self._batch = size, batch
+        self._buf = b""
+        self._at = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> str:
+        with self._lock:
+            if self._at + self._size > len(self._buf):
+                self._buf, self._at = secrets.token_bytes(self._size * self._batch), 0
+            chunk = self._buf[self._at : self._at + self._size]
+            self._at += self._size
+        return base64.urlsafe_b64encode(chunk).rstrip(b"=").decode()
+
+
+def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) -> _Reply:
+    return status, {"detail": detail}, headers or {}
+
+
+_Reply = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def _booking_refusal(e: BookingError, rid: str) -> _Reply:
+    if isinstance(e, DuplicateRequestError):
+        return _problem(409, f"{e}; GET /bookings/{rid} for its outcome")
+    if isinstance(e, NotPermittedError):
+        return _problem(403, str(e))
+    if isinstance(e, UnknownRequestError):
+        return _problem(404, str(e))
+    return _problem(422, str(e))
+
+
+async def _committed(committer: GroupCommitter, op: BookOp | CancelOp) -> Any:
+    """The operation's outcome after its commit, or the refusal/failure as an exception."""
+    return await committer.submit_async(op)
+
+
+async def _do_book(
+    committer: GroupCommitter,
+    pool: _SecretPool,
+    caller: Principal,
+    body: BookBody,
+    proof: str | None,
+) -> _Reply:
+    req = body.request
+    if req.priority > 0 and not caller.may_set_priority:
+        return _problem(403, "priority above 0 needs an operator or a priority token")
+    secret = pool.take()
+    op = BookOp(req, tuple(body.children or ()), secret, proof, caller.is_operator)
+    try:
+        d = await _committed(committer, op)
+    except BookingError as e:
+        return _booking_refusal(e, req.id)
+    except LedgerWriteError:
+        return _problem(503, "not committed, nothing changed; retry")
+    except LedgerUnavailableError:
+        return _problem(503, "the ledger is unavailable; the service must restart")
+    log.debug("book %s: row %d, %s", d.request, d.sequence, d.session or "waitlisted")
+    return (
+        201,
+        {"request": d.request, "session": d.session, "waitlisted": d.waitlisted, "secret": secret},
+        _receipt(d.sequence, d.hash),
+    )
+
+
+async def _do_cancel(
+    committer: GroupCommitter, caller: Principal, request_id: str, proof: str | None
+) -> _Reply:
+    try:
+        c = await _committed(committer, CancelOp(request_id, proof, caller.is_operator))
+    except BookingError as e:
+        return _booking_refusal(e, request_id)
+    except LedgerWriteError:
+        return _problem(503, "not committed, nothing changed; retry")
+    except LedgerUnavailableError:
+        return _problem(503, "the ledger is unavailable; the service must restart")
+    log.debug("cancel %s: row %d, %d promoted", c.request, c.sequence, len(c.promoted))
+    return (
+        200,
+        {
+            "request": c.request,
+            "cancelled": True,
+            "promoted": [{"request": p.request, "session": p.session} for p in c.promoted],
+        },
+        _receipt(c.sequence, c.hash),
+    )
+
+
+def _clean_errors(errors: Any, prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Validation errors without their input (it may be a child's data, or a NaN)."""
+    return [
+        {"loc": [*prefix, *e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors
+    ]
+
+
+class WritePath:
+    """ASGI middleware answering ``POST /bookings`` and ``DELETE /bookings/{id}`` directly.
+
+    The same checks and replies as the FastAPI routes of those paths (which
+    document them in the OpenAPI schema and share :func:`_do_book` and
+    :func:`_do_cancel`), without FastAPI's routing, dependency solving and
+    response classes: measured, those cost more than the booking itself.
+    Everything else goes on to the app.
+    """
+
+    def __init__(
+        self, app: _ASGIApp, *, auth: AuthConfig, committer: GroupCommitter, pool: _SecretPool
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.committer = committer
+        self.pool = pool
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path == "/bookings":
+                await self._reply(send, await self._book(scope, receive))
+                return
+            if method == "DELETE" and path.startswith("/bookings/") and len(path) > 10:
+                await self._reply(send, await self._cancel(scope, path[10:]))
+                return
+        await self.app(scope, receive, send)
+
+    def _caller(self, scope: _Scope) -> tuple[Principal | None, str | None]:
+        token = proof = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, rest = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer":
+                    token = rest.strip() or None
+            elif name == b"x-booking-secret":
+                proof = value.decode("latin-1").strip() or None
+        principal = self.auth.authenticate(token)
+        if principal is None:
+            log.info("401 on %s %s", scope["method"], scope["path"])
+        return principal, proof
+
+    async def _book(self, scope: _Scope, receive: _Receive) -> _Reply:
+        caller, proof = self._caller(scope)
+        if caller is None:
+            return _problem(401, "a valid bearer token is required", _UNAUTHORIZED)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _problem(400, "the request was not received")
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        try:
+            data = json.loads(b"".join(chunks), parse_constant=_refuse_constant)
+        except ValueError:  # JSONDecodeError, and bytes that are not UTF-8
+            return _problem(
+                422, [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]
+            )
+        try:
+            body = BookBody.model_validate(data)
+        except ValidationError as e:
+            return _problem(422, _clean_errors(e.errors(), ("body",)))
+        return await _do_book(self.committer, self.pool, caller, body, proof)
+
+    async def _cancel(self, scope: _Scope, request_id: str) -> _Reply:
+        caller, proof = self._caller(scope)
+        if caller is None:
+            return _problem(401, "a valid bearer token is required", _UNAUTHORIZED)
+        return await _do_cancel(self.committer, caller, request_id, proof)
+
+    @staticmethod
+    async def _reply(send: _Send, reply: _Reply) -> None:
+        status, payload, extra = reply
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(
+    allocator: DurableAllocator,
+    auth: AuthConfig,
+    *,
+    limits: Limits | None = None,
+    commit_window: float = 0.002,
+) -> FastAPI:
     """The booking API over one durable allocator.
 
     Parameters
     ----------
     allocator
         The engine and its ledger; the app never closes it.
+    auth
+        The tokens accepted (there is no unauthenticated mode).
+    limits
+        Body size and timeout (the connection-level limits are applied by
+        :func:`build_server`).
+    commit_window
+        The group commit's longest wait for more operations, in seconds.
 
     Returns
     -------
     FastAPI
-        The application, with the body-size limit installed and the OpenAPI
-        schema at ``/openapi.json``.
+        The application, with the body limit, the error guard and the OpenAPI
+        schema at ``/openapi.json``; its writer thread is stopped at shutdown
+        (``app.state.committer``).
     """
+    lim = limits or Limits()
+    committer = GroupCommitter(allocator, window=commit_window)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(committer.close)
+
     app = FastAPI(
         title="slotalloc booking service",
-        version="1",
-        description="FORMAT §3 online bookings over a durable ledger.",
+        version="2",
+        description="FORMAT §3 online bookings over a durable ledger; Bearer tokens.",
+        lifespan=lifespan,
     )
+    app.router.route_class = _StrictRoute
+    app.state.committer = committer
+    app.state.auth = auth
+    pool = _SecretPool()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Any, exc: RequestValidationError) -> JSONResponse:
+        # Location, message and type only: never the input (it may be a child's
+        # data, or a NaN that JSON cannot even carry back).
+        return JSONResponse({"detail": _clean_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(LedgerWriteError)
     async def _write_failed(_req: Any, exc: LedgerWriteError) -> JSONResponse:
-        return JSONResponse({"detail": f"not committed, nothing changed: {exc}"}, status_code=503)
+        return JSONResponse({"detail": "not committed, nothing changed; retry"}, status_code=503)
 
     @app.exception_handler(LedgerUnavailableError)
     async def _unavailable(_req: Any, exc: LedgerUnavailableError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.post("/bookings", status_code=201)
-    def book(body: BookBody) -> JSONResponse:
-        """Book a request: its first feasible preference now, else the end of the waitlist."""
-        try:
-            d = allocator.book(body.request, body.children or ())
-        except DuplicateRequestError as e:
-            raise HTTPException(409, f"{e}; GET /bookings/{body.request.id} for its outcome") from e
-        except BookingError as e:
-            raise HTTPException(422, str(e)) from e
         return JSONResponse(
-            {"request": d.request, "session": d.session, "waitlisted": d.waitlisted},
-            status_code=201,
-            headers=_receipt(d.sequence, allocator),
+            {"detail": "the ledger is unavailable; the service must restart"}, status_code=503
         )
+
+    def as_response(reply: _Reply) -> JSONResponse:
+        status, payload, headers = reply
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    # POST and DELETE /bookings are answered by WritePath (below) before they reach
+    # these routes; the routes document them and give the same replies if reached.
+    @app.post("/bookings", status_code=201)
+    async def book(body: BookBody, caller: Caller, proof: SecretHeader = None) -> JSONResponse:
+        """Book a request: its first feasible preference now, else the end of the waitlist.
+
+        The reply's ``secret`` lets its holder cancel this booking and book its
+        children again (``X-Booking-Secret``); it is shown only here.
+        """
+        return as_response(await _do_book(committer, pool, caller, body, proof))
 
     @app.delete("/bookings/{request_id:path}")
-    def cancel(request_id: str) -> JSONResponse:
-        """Cancel: free its place (then promote from the waitlist) or leave the waitlist."""
-        try:
-            c = allocator.cancel(request_id)
-        except UnknownRequestError as e:
-            raise HTTPException(404, str(e)) from e
-        return JSONResponse(
-            {
-                "request": c.request,
-                "cancelled": True,
-                "promoted": [{"request": p.request, "session": p.session} for p in c.promoted],
-            },
-            headers=_receipt(c.sequence, allocator),
-        )
+    async def cancel(request_id: str, caller: Caller, proof: SecretHeader = None) -> JSONResponse:
+        """Cancel: free its place (then promote from the waitlist) or leave the waitlist.
+
+        Needs the booking's secret in ``X-Booking-Secret``, or an operator token.
+        """
+        return as_response(await _do_cancel(committer, caller, request_id, proof))
 
     @app.get("/bookings/{request_id:path}")
-    def status(request_id: str) -> dict[str, Any]:
+    def status(request_id: str, caller: Caller) -> dict[str, Any]:
         """Where a request stands."""
         try:
             return asdict(allocator.status(request_id))
@@ -213,27 +756,35 @@ def create_app(allocator: DurableAllocator) -> FastAPI:
 
     @app.get("/sessions")
     def sessions(
+        caller: Caller,
         id: Annotated[list[str] | None, Query(description="session ids; all when absent")] = None,
     ) -> dict[str, Any]:
-        """Places taken, caregivers needed and available, by age group."""
+        """Places taken, caregivers needed and available, by age group.
+
+        ``requests`` (the holders) only for an operator token.
+        """
         try:
-            return {
-                "sessions": [
-                    allocator.session_occupancy(sid) for sid in (id or allocator.session_ids)
-                ]
-            }
+            out = [allocator.session_occupancy(sid) for sid in (id or allocator.session_ids)]
         except UnknownSessionError as e:
             raise HTTPException(404, str(e)) from e
+        if not caller.is_operator:
+            for occ in out:
+                occ.pop("requests", None)
+        return {"sessions": out}
 
     @app.get("/export")
-    def export() -> dict[str, Any]:
-        """The FORMAT §3 state export: an instance and a solution any verifier can check."""
+    def export(caller: Operator) -> Response:
+        """The FORMAT §3 state export (operator): an instance and a solution any verifier checks."""
         inst, sol = allocator.export()
-        return {"instance": inst.model_dump(mode="json"), "solution": sol.model_dump(mode="json")}
+        data = {"instance": inst.model_dump(mode="json"), "solution": sol.model_dump(mode="json")}
+        log.info("export by %s: %d requests", caller.label, len(inst.requests))
+        return Response(
+            json.dumps(data, ensure_ascii=False).encode(), media_type="application/json"
+        )
 
     @app.post("/rebalance")
-    def rebalance(body: RebalanceBody | None = None) -> dict[str, Any]:
-        """Run the batch optimiser on the current state; log its moves, drops and placements."""
+    def rebalance(caller: Operator, body: RebalanceBody | None = None) -> dict[str, Any]:
+        """Run the batch optimiser on the current state (operator); one at a time."""
         opts = body if body is not None else RebalanceBody()
         try:
             out = allocator.rebalance(
@@ -242,10 +793,13 @@ def create_app(allocator: DurableAllocator) -> FastAPI:
                 time_limit=opts.time_limit,
                 seed=opts.seed,
             )
+        except RebalanceBusyError as e:
+            raise HTTPException(409, str(e)) from e
         except RebalanceRejectedError as e:
             raise HTTPException(409, str(e)) from e
         except ValueError as e:
             raise HTTPException(422, str(e)) from e
+        log.info("rebalance by %s: ledger row %s", caller.label, out.seq)
         return {
             "moved": [{"request": r, "from": b, "to": a} for r, b, a in out.moved],
             "dropped": [{"request": r, "from": b} for r, b in out.dropped],
@@ -256,24 +810,151 @@ def create_app(allocator: DurableAllocator) -> FastAPI:
             "stats": dict(out.stats),
         }
 
-    @app.get("/healthz")
-    def healthz() -> JSONResponse:
-        """Liveness and the ledger head; 503 once a failed commit left the engine unusable."""
-        seq, h = allocator.head
-        if allocator.failure is not None:
-            return JSONResponse({"status": "unavailable", "detail": allocator.failure}, 503)
-        return JSONResponse({"status": "ok", "ledger_seq": seq, "ledger_hash": h})
+    @app.post("/compact")
+    def compact(caller: Operator) -> dict[str, Any]:
+        """Erase cancelled requests and unused children from the ledger (operator).
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+        The ledger is rewritten as one base row holding the current state; see
+        ``docs/server.md`` ("Personal data").
+        """
+        report = allocator.compact()
+        log.info("compaction by %s: base row %d", caller.label, report.base_seq)
+        return asdict(report)
+
+    @app.get("/healthz")
+    def healthz(request: HTTPRequest) -> JSONResponse:
+        """Liveness (open); with any valid token also the ledger head."""
+        known = auth.authenticate(_bearer(request)) is not None
+        if allocator.failure is not None:
+            return JSONResponse({"status": "unavailable"}, 503)
+        out: dict[str, Any] = {"status": "ok"}
+        if known:
+            seq, h = allocator.head
+            out.update(ledger_seq=seq, ledger_hash=h)
+        return JSONResponse(out)
+
+    app.add_middleware(WritePath, auth=auth, committer=committer, pool=pool)
+    app.add_middleware(
+        BodyLimit,
+        limit=lim.max_body_bytes,
+        timeout=lim.body_timeout,
+        header_limit=lim.max_header_bytes,
+    )
+    app.add_middleware(Guard)  # added last: outermost of ours, so it sees every exception
     return app
 
 
-def serve(instance_path: str, db: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+# ---------------------------------------------------------------- the server
+
+
+def _protocol_class(limits: Limits) -> type[Any]:
+    """uvicorn's h11 protocol with a header timeout and a connection cap."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    refused = [0, 0.0]  # connections refused since the last log line, and its time
+
+    class TimedH11Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                refused[0] += 1
+                now = time.monotonic()
+                if now - refused[1] >= 10:  # one line per 10 s at most, even under a flood
+                    log.warning(
+                        "%d connection(s) refused: over %d open", refused[0], limits.max_connections
+                    )
+                    refused[0], refused[1] = 0, now
+                transport.close()
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            self._header_timer = self.loop.call_later(limits.header_timeout, self._timed_out)
+
+        def _timed_out(self) -> None:
+            self._header_timer = None
+            # IDLE: this cycle's request line and headers are not complete yet.
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                log.debug("connection dropped: headers not received in time")
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+            super().connection_lost(exc)
+
+    return TimedH11Protocol
+
+
+def build_server(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 8000, *, limits: Limits | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for the app: one worker, the limits applied, logging left to us.
+
+    Parameters
+    ----------
+    app
+        From :func:`create_app`.
+    host, port
+        Where to listen.
+    limits
+        Timeouts and connection cap.
+
+    Returns
+    -------
+    uvicorn.Server
+        Call ``run()`` (or ``serve()`` in a loop); ``should_exit = True`` stops it.
+    """
+    import uvicorn
+
+    lim = limits or Limits()
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=1,
+        http=_protocol_class(lim),
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=max(1, round(lim.keep_alive)),
+        timeout_graceful_shutdown=5,
+        h11_max_incomplete_event_size=lim.max_header_bytes,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(
+    instance_path: str,
+    db: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    auth_file: str | None = None,
+    log_level: str = "info",
+    recover: bool = False,
+    limits: Limits | None = None,
+    commit_window: float = 0.002,
+) -> None:
     """Run the booking service until interrupted (``slotalloc serve``).
 
-    Recovers the state from ``db`` (created when absent), serves HTTP on
-    ``host:port`` with one worker process (the ledger has a single writer),
-    and on a clean shutdown snapshots the state so the next start is quick.
+    Configures logging (stderr, one line per event), opens the ledger (checking
+    it whole; ``recover`` salvages a damaged one and logs what it kept), loads
+    the auth file or generates one beside the ledger (``DB.auth.json``, mode
+    0600; its path, never its tokens, is logged), serves HTTP on
+    ``host:port`` with one worker process, and on a clean shutdown snapshots
+    the state so the next start is quick.
 
     Parameters
     ----------
@@ -283,36 +964,58 @@ def serve(instance_path: str, db: str, host: str = "127.0.0.1", port: int = 8000
         The ledger file.
     host, port
         Where to listen.
+    auth_file
+        The tokens (see :mod:`slotalloc.auth`); None: ``DB.auth.json``,
+        generated when absent.
+    log_level
+        ``debug``, ``info``, ``warning`` or ``error``.
+    recover
+        Start on a damaged ledger by keeping its valid part.
+    limits
+        Timeouts, sizes and the connection cap.
+    commit_window
+        The group commit's longest wait for more operations, in seconds.
 
     Raises
     ------
     InputError
-        The instance file is unreadable or invalid.
+        The instance or auth file is unreadable or invalid.
     LedgerError
-        The ledger is corrupt or belongs to another instance.
+        The ledger is empty, truncated, altered or belongs to another instance
+        (the message is one line; ``recover`` is not given).
+    ValueError
+        An unknown log level.
     """
-    import uvicorn
-
     from slotalloc.io import load_instance
 
+    configure_logging(log_level)
     instance = load_instance(instance_path)
-    allocator = DurableAllocator(instance, db)
-    log.info("serving %s with ledger %s on %s:%d", instance_path, os.fspath(db), host, port)
-    if threading.current_thread() is threading.main_thread():
-        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
-        # against the handlers it found: make those no-ops so the ledger is closed
-        # (and snapshotted) below rather than the process dying on the re-raise.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: None)
+    auth = None if auth_file is None else load_or_create_auth(auth_file, db)
+    allocator = DurableAllocator(
+        instance, db, recover=recover, exclusive=True, background_checkpoint=True
+    )
     try:
-        uvicorn.run(
-            create_app(allocator),
-            host=host,
-            port=port,
-            workers=1,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
+        if auth is None:
+            auth = load_or_create_auth(None, db)
+        config, path, created = auth
+        if created:
+            log.warning("generated auth file %s (mode 0600): its tokens are the only access", path)
+        else:
+            log.info("auth file %s: %r", path, config)
+        app = create_app(allocator, config, limits=limits, commit_window=commit_window)
+        server = build_server(app, host, port, limits=limits)
+        tune_gc()
+        log.info("serving %s with ledger %s on %s:%d", instance_path, os.fspath(db), host, port)
+        if threading.current_thread() is threading.main_thread():
+            # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
+            # against the handlers it found: make those no-ops so the ledger is closed
+            # (and snapshotted) below rather than the process dying on the re-raise.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: None)
+        try:
+            server.run()
+        finally:
+            app.state.committer.close()
     finally:
         allocator.close()
+        log.info("ledger %s closed at row %d", os.fspath(db), allocator.head[0])

@@ -839,9 +839,9 @@ class Allocator:
                 self._new_children.append(src)
                 added = (one,)
             elif self._birth[known] != bd:
+                # Never the known date: an error must not disclose stored personal data.
                 raise ChildConflictError(
-                    f"child {one!r} is declared born {bd.isoformat()}, "
-                    f"but is known born {self._birth[known].isoformat()}"
+                    f"child {one!r} is declared with a birth date that differs from the one known"
                 )
             else:
                 one_ci = known
@@ -857,8 +857,8 @@ class Allocator:
                 known = cidx.get(cid)
                 if known is not None and birth[known] != bd:
                     raise ChildConflictError(
-                        f"child {cid!r} is declared born {bd.isoformat()}, "
-                        f"but is known born {birth[known].isoformat()}"
+                        f"child {cid!r} is declared with a birth date that differs "
+                        "from the one known"
                     )
             # Taken now and given back below if the event is refused after all.
             new_children = self._new_children
@@ -1551,10 +1551,32 @@ class Allocator:
             Never for a state this engine built (it would mean a bug).
         """
         with self._lock:
-            recs = list(self._live.values())
-            # Copied under the lock: a cancellation running after it may move them.
-            held = [r.arc if r.state == _HELD else None for r in recs]
-            new_children = list(self._new_children)
+            copy = self._export_copy()
+        return self._export_from(copy)
+
+    def _export_copy(self) -> tuple[list[_Req], list[_Arc | None], list[Child | dict[str, Any]]]:
+        """What :meth:`export` needs, copied (the caller holds the lock); O(requests), no models.
+
+        The records' ``source`` and ``size`` never change once set, so the copy
+        can be turned into models later, outside any lock (:meth:`_export_from`).
+        """
+        recs = list(self._live.values())
+        # Copied under the lock: a cancellation running after it may move them.
+        held = [r.arc if r.state == _HELD else None for r in recs]
+        return recs, held, list(self._new_children)
+
+    def _export_from(
+        self,
+        copy: tuple[list[_Req], list[_Arc | None], list[Child | dict[str, Any]]],
+        *,
+        only_used_children: bool = False,
+    ) -> tuple[Instance, Solution]:
+        """The export of a copy taken by :meth:`_export_copy` (no lock needed).
+
+        ``only_used_children`` keeps only the children some exported request
+        names (the children of cancelled requests leave the export).
+        """
+        recs, held, new_children = copy
         inst = self._instance
         requests = [
             r.source if isinstance(r.source, Request) else Request.model_validate(r.source)
@@ -1563,6 +1585,9 @@ class Allocator:
         children = list(inst.children) + [
             c if isinstance(c, Child) else Child.model_validate(c) for c in new_children
         ]
+        if only_used_children:
+            used = {c for req in requests for c in req.children}
+            children = [c for c in children if c.id in used]
         out = Instance(
             format=inst.format,
             name=inst.name,
