@@ -195,10 +195,7 @@ def large_neighbourhood_search(
                 sd = seeds.pop()
                 if busy_s[sd]:
                     continue
-                reqs = graph.grow(sd, int(size * widen), rng)
-                # Locked requests never move: a neighbourhood of them alone frees nothing.
-                keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
-                reqs = reqs[keep]
+                reqs = _free_requests(c, graph.grow(sd, int(size * widen), rng), movable)
                 if (hoods or window is not None) and reqs.shape[0]:
                     reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
                 if reqs.shape[0] == 0:
@@ -297,9 +294,7 @@ class _Window:
         seconds: float,
     ) -> _Window | None:
         c = f.c
-        reqs = graph.grow(seed, arcs, rng)
-        keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
-        reqs = reqs[keep]
+        reqs = _free_requests(c, graph.grow(seed, arcs, rng), movable)
         if reqs.shape[0] == 0:
             return None
         busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
@@ -343,6 +338,15 @@ def _solve(job: _Job) -> CpRun:
     return run_cpsat(
         job.sub, hint=job.hint, max_time=job.max_time, max_dtime=job.max_dtime, seed=job.seed
     )
+
+
+def _free_requests(c: Compiled, reqs: IntArray, movable: BoolArray | None) -> IntArray:
+    """The requests a neighbourhood may free: movable ones, never locked ones.
+
+    Locked requests never move: a neighbourhood of them alone frees nothing.
+    """
+    keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
+    return reqs[keep]
 
 
 def _footprint(c: Compiled, reqs: IntArray) -> tuple[IntArray, IntArray]:

@@ -329,11 +329,9 @@ def optimize(
                         values = f.values_of_arcs(arcs)
                         improved(score)
         elif rebalance:
-            # Rebalancing: a drop costs as much as a hundred children served, and
-            # undoing one takes a chain of moves through other bookings. Searching
-            # the bookings alone first (unbooked requests out of the way, so the
-            # sub-models are small) finds those chains far more often than the
-            # full search; the unbooked requests are then filled in around them.
+            # Deterministic runs have no HiGHS: the bookings alone are searched by
+            # large-neighbourhood search instead (small sub-models hold the chains
+            # of moves), then the unbooked requests are filled in around them.
             phase = _split(budget, limit, deadline, params.rebalance_share)
             only = arcs[booked[c.arc_req[arcs]]]
             first = large_neighbourhood_search(
