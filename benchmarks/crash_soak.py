@@ -319,6 +319,7 @@ def client(
             if r.status_code in (200, 201):
                 reply = r.json()
                 secret = reply.pop("secret", None)
+                reply.pop("reason", None)  # explains the reply; the ledger row has no reason
                 h = r.headers["x-ledger-hash"]
                 logbook.acks.append(Ack(op, rid, int(r.headers["x-ledger-seq"]), h, reply))
                 if op == "book":

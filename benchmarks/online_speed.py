@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from slotalloc.compile import compile_instance
 from slotalloc.models import Booking, Child, Instance, Request
 from slotalloc.online import Allocator, replay
 from slotalloc.solve import solve
@@ -117,8 +118,13 @@ def city_state(seed: int, requests: int) -> tuple[Instance, Late]:
     )
     inst = Instance.model_validate(fields)
     births = {c.id: c.birth_date for c in base.children}
+    # Only requests some preference could take: FORMAT §3 refuses the others at once
+    # (the compiler's arcs are the eligible preferences).
+    ptr = compile_instance(base).req_arc_ptr.tolist()
     late = []
-    for r in base.requests:
+    for i, r in enumerate(base.requests):
+        if ptr[i + 1] == ptr[i]:
+            continue
         kids = tuple(Child(id=f"L{c}", birth_date=births[c]) for c in r.children)
         late.append(
             (

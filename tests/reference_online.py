@@ -63,7 +63,15 @@ class ReferenceOnline:
         """Places held given, the other requests waitlisted in file order, one full scan."""
         ref = cls(instance, held=places)
         placed = {rid for rid, _ in places}
-        ref.waitlist = [r.id for r in instance.requests if r.id not in placed]
+        ref.waitlist = [
+            r.id
+            for r in instance.requests
+            if r.id not in placed
+            and any(
+                all(ref.group(c, ref.sessions[sid]) is not None for c in r.children)
+                for sid in r.preferences
+            )
+        ]
         return ref, ref.scan()
 
     # ---------------------------------------------------------------- rules
@@ -150,8 +158,16 @@ class ReferenceOnline:
         for sid in request.preferences:
             if sid not in self.sessions:
                 raise RefError("unknown session")
-        for cid, born in declared.items():
-            self.births.setdefault(cid, born)
+        fresh = [cid for cid in declared if cid not in self.births]
+        for cid in fresh:
+            self.births[cid] = declared[cid]
+        if not any(
+            all(self.group(c, self.sessions[sid]) is not None for c in request.children)
+            for sid in request.preferences
+        ):
+            for cid in fresh:
+                del self.births[cid]
+            raise RefError("no preference could ever take the request")
         self.used.add(request.id)
         self.requests[request.id] = request
         sid = self.first_feasible(request.id)

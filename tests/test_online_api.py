@@ -20,10 +20,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import DATA, sample_instance
-from reference_online import ReferenceOnline, RefInvalidState
+from reference_online import ReferenceOnline, RefError, RefInvalidState
 from slotalloc.exceptions import (
+    AlreadyCancelledError,
     BookingError,
     DuplicateRequestError,
+    IneligibleRequestError,
     InvalidStateError,
     UnknownRequestError,
     UnknownSessionError,
@@ -38,6 +40,11 @@ from strategies import instance_dicts
 
 def events_lines() -> list[str]:
     return (DATA / "sample-events.jsonl").read_text(encoding="utf-8").splitlines()
+
+
+def expected_decisions() -> list[dict[str, Any]]:
+    text = (DATA / "sample-events.decisions.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def run(alloc: Allocator, lines: list[str]) -> list[Any]:
@@ -86,13 +93,18 @@ def test_status_of_every_kind_of_request() -> None:
     run(alloc, lines)
     held, waiting = alloc.held(), alloc.waitlist()
     assert held and waiting
-    booked = [e.request.id for e in map(parse_event, lines) if isinstance(e, BookEvent)]
+    booked = [
+        e.request.id
+        for e, d in zip(map(parse_event, lines), expected_decisions(), strict=True)
+        if isinstance(e, BookEvent) and "error" not in d
+    ]
     live = {r["id"] for r in accepted(alloc)[0]["requests"]}
     for rid in [r.id for r in inst.requests] + booked:
         st_ = alloc.status(rid)
         assert st_.request == rid
         assert st_.session == held.get(rid)
         assert st_.waitlisted == (rid in waiting)
+        assert st_.position == (waiting.index(rid) + 1 if rid in waiting else None)
         assert st_.cancelled == (rid not in live)
         assert not (st_.cancelled and (st_.waitlisted or st_.session))
     idle = next(r.id for r in inst.requests if r.id in live and r.id not in held)
@@ -111,7 +123,7 @@ def test_used_ids_are_refused_and_reported_cancelled() -> None:
     )
     with pytest.raises(DuplicateRequestError):
         alloc.book(request)
-    with pytest.raises(UnknownRequestError):
+    with pytest.raises(AlreadyCancelledError):
         alloc.cancel("gone-2")
     assert whole(alloc) == before
     assert alloc.status("gone-2").cancelled
@@ -204,7 +216,13 @@ def _drive(inst: Instance, rng: random.Random, steps: int) -> tuple[Allocator, R
                 kids = [f"n{i}"]
             prefs = rng.sample(sessions, k=rng.randint(1, len(sessions)))
             request = Request(id=f"q{i}", children=kids, preferences=prefs)
-            assert alloc.book(request, declared).session == ref.book(request, declared)
+            try:
+                want = ref.book(request, declared)
+            except RefError:  # no preference could ever take it: refused (FORMAT §3)
+                with pytest.raises(IneligibleRequestError):
+                    alloc.book(request, declared)
+                continue
+            assert alloc.book(request, declared).session == want
         else:
             rid = rng.choice([r for r, _ in ref.held] + ref.waitlist)
             assert list(alloc.cancel(rid).promoted) == [Placement(*p) for p in ref.cancel(rid)]

@@ -71,8 +71,11 @@ def _run(alloc: Allocator, ops: list[tuple[str, Any]], check: bool) -> list[Any]
     out: list[Any] = []
     for op, arg in ops:
         if op == "book":
-            d = alloc.book(*arg)
-            out.append((d.request, d.session))
+            try:
+                d = alloc.book(*arg)
+                out.append((d.request, d.session))
+            except Exception as e:  # a request no preference could take: refused
+                out.append(type(e).__name__)
         else:
             try:
                 c = alloc.cancel(arg)

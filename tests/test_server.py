@@ -64,18 +64,20 @@ def test_book_status_cancel_round_trip(client: TestClient) -> None:
     r = client.post("/bookings", json=body)
     assert r.status_code == 201
     got = r.json()
-    assert set(got) == {"request", "session", "waitlisted", "secret"} and got["request"] == rid
+    assert set(got) == {"request", "session", "waitlisted", "reason", "secret"}
+    assert got["request"] == rid
     got.pop("secret")
+    assert got.pop("reason") is None  # placed
     assert int(r.headers["x-ledger-seq"]) == 0
     again = client.post("/bookings", json=body)
     assert again.status_code == 409 and f"/bookings/{rid}" in again.json()["detail"]
     st = client.get(f"/bookings/{rid}").json()
-    assert st == {**got, "cancelled": False}
+    assert st == {**got, "cancelled": False, "position": None}
     c = client.delete(f"/bookings/{rid}")
     assert c.status_code == 200
     assert c.json() == {"request": rid, "cancelled": True, "promoted": []}
     assert client.get(f"/bookings/{rid}").json()["cancelled"] is True
-    assert client.delete(f"/bookings/{rid}").status_code == 404
+    assert client.delete(f"/bookings/{rid}").status_code == 409  # already cancelled
     assert client.get("/bookings/never").status_code == 404
     assert client.post("/bookings", json=body).status_code == 409  # ids are never reused
 
@@ -97,7 +99,7 @@ def test_the_sample_stream_over_http_gives_the_reference_decisions(client: TestC
         else:
             assert r.status_code in (200, 201), (n, r.text)
             exp.pop("event")
-            assert {k: v for k, v in r.json().items() if k != "secret"} == exp
+            assert {k: v for k, v in r.json().items() if k not in ("secret", "reason")} == exp
     exported = client.get("/export").json()
     inst = Instance.model_validate(exported["instance"])
     sol = Solution.model_validate(exported["solution"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -70,8 +71,6 @@ def _time_limit(command: str, seconds: float) -> float:
 
 def _out_path_ok(path: str) -> None:
     """Refuse early an output path whose folder is missing, before any work."""
-    import os
-
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise _Fail(f"{path}: the folder {folder} does not exist.")
@@ -444,7 +443,6 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import importlib.util
-    import os
 
     from slotalloc.report import write_report  # matplotlib itself is imported lazily
 
@@ -476,11 +474,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise _Fail("slotalloc serve needs the server extra: pip install 'slotalloc[server]'.")
-    from slotalloc.io import load_instance
+    from slotalloc.io import load_instance, load_solution
     from slotalloc.ledger import LedgerError
     from slotalloc.server import Limits, serve
 
     load_instance(args.instance)  # bad input: exit 2 before anything is opened
+    if args.solution:
+        load_solution(args.solution)
     try:
         limits = Limits(
             header_timeout=args.header_timeout,
@@ -501,9 +501,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             recover=args.recover,
             limits=limits,
             commit_window=max(0.0, args.commit_window_ms) / 1000,
+            solution_path=args.solution,
         )
     except LedgerError as e:
         raise _Fail(_ledger_message(args.db, e)) from None
+    except InvalidStateError as e:
+        where = args.solution or args.instance
+        raise _Fail(f"{where}: {e}") from None
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from slotalloc.io import dump_json, load_instance, load_solution
+    from slotalloc.ledger import DurableAllocator, LedgerError
+    from slotalloc.online import held_as_bookings
+
+    instance = load_instance(args.instance)
+    start = load_solution(args.solution) if args.solution else None
+    if not os.path.exists(args.db):
+        raise _Fail(f"{args.db}: no such ledger")
+    for path in (args.output, args.held):
+        if path:
+            _out_path_ok(path)
+    try:
+        da = DurableAllocator(instance, args.db, exclusive=True, start=start)
+        try:
+            state, held = da.export()
+        finally:
+            da.close(snapshot=False)  # a read: the ledger is left as it was
+    except LedgerError as e:
+        raise _Fail(_ledger_message(args.db, e)) from None
+    out = held_as_bookings(state, held, locked=args.locked)
+    if args.held:
+        _write(args.held, dump_json(held))
+    _write(args.output, dump_json(out))
+    print(
+        f"{args.output}: {len(out.requests)} requests, {len(out.bookings)} places held as "
+        f"{'locked ' if args.locked else ''}bookings"
+    )
     return EXIT_OK
 
 
@@ -675,6 +710,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="HTTP booking service with a durable ledger (server extra)")
     sv.add_argument("instance")
+    sv.add_argument(
+        "--solution",
+        default=None,
+        help="start from this batch plan of the instance: its assignments are the places "
+        "held, the other requests wait in file order (Allocator.from_result)",
+    )
     sv.add_argument("--db", required=True, help="SQLite ledger file (created if missing)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -702,6 +743,22 @@ def _parser() -> argparse.ArgumentParser:
         help="group commit: longest wait for more bookings (default 2)",
     )
     sv.set_defaults(run=_cmd_serve)
+
+    ex = sub.add_parser(
+        "export",
+        help="the live state of a ledger as an instance whose bookings are the places held",
+    )
+    ex.add_argument("instance", help="the instance the service was started with")
+    ex.add_argument("--db", required=True, help="the ledger (the service must be stopped)")
+    ex.add_argument(
+        "--solution", default=None, help="the batch plan the service was started from, if any"
+    )
+    ex.add_argument("-o", "--output", required=True, help="instance file to write")
+    ex.add_argument("--held", default=None, help="also write the places held as a solution file")
+    ex.add_argument(
+        "--locked", action="store_true", help="mark the bookings locked (never moved or dropped)"
+    )
+    ex.set_defaults(run=_cmd_export)
 
     cp = sub.add_parser(
         "compact", help="rewrite a ledger without cancelled requests and unused children"

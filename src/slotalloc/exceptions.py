@@ -7,9 +7,11 @@ callers can catch the library's failures without catching programming errors.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyCancelledError",
     "BookingError",
     "ChildConflictError",
     "DuplicateRequestError",
+    "IneligibleRequestError",
     "InputError",
     "InvalidStateError",
     "SlotallocError",
@@ -71,3 +73,15 @@ class UnknownSessionError(BookingError):
 
 class ChildConflictError(BookingError):
     """A child is declared twice, or with another birth date than the one known."""
+
+
+class AlreadyCancelledError(BookingError):
+    """The request was cancelled before (or its id was carried in as used)."""
+
+
+class IneligibleRequestError(BookingError):
+    """No preference of the request takes all its children at their age (FORMAT §3).
+
+    Such a request could never be placed, so it is refused at once rather than
+    left waiting.
+    """

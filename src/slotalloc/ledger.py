@@ -97,6 +97,7 @@ from typing import Any, Literal
 
 from slotalloc.compile import Compiled, compile_instance
 from slotalloc.exceptions import (
+    AlreadyCancelledError,
     BookingError,
     InvalidStateError,
     SlotallocError,
@@ -105,6 +106,8 @@ from slotalloc.exceptions import (
 from slotalloc.models import Booking, Child, Instance, Objective, Request, Solution
 from slotalloc.online import Allocator, Cancellation, Decision, Placement, RequestStatus
 from slotalloc.online.allocator import gc_paused
+from slotalloc.result import Result
+from slotalloc.rules import Rule
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -187,9 +190,16 @@ def canonical_json(value: Any) -> str:
     )
 
 
-def instance_digest(instance: Instance) -> bytes:
-    """The hash that starts the chain: binds a ledger to its starting instance."""
+def instance_digest(instance: Instance, start: Solution | Result | None = None) -> bytes:
+    """The hash that starts the chain: binds a ledger to its starting instance.
+
+    With ``start`` (a batch result the service starts from), its assignments are
+    bound too: the same instance served from another plan is another ledger.
+    """
     text = canonical_json(instance.model_dump(mode="json"))
+    if start is not None:
+        held = [[a.request, a.session] for a in start.assignments]
+        text += "\n" + canonical_json({"start_assignments": held})
     return hashlib.sha256(_GENESIS_TAG + text.encode()).digest()
 
 
@@ -480,13 +490,14 @@ class Ledger:
         synchronous: Synchronous = "FULL",
         recover: bool = False,
         background_checkpoint: bool = False,
+        start: Solution | Result | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ValueError(f"unknown synchronous setting {synchronous!r}")
         self.path = os.fspath(path)
         self._recover_mode = recover
         self.synchronous: Synchronous = synchronous
-        self.genesis = instance_digest(instance)
+        self.genesis = instance_digest(instance, start)
         self.head_file = HeadFile(self.path + ".head", fsync=synchronous != "OFF")
         self.problems: list[str] = []
         #: True when the file is one transaction ahead of the head file (kept; rewrite it).
@@ -1089,8 +1100,15 @@ class DurableDecision(Decision):
 
     __slots__ = ("hash",)
 
-    def __init__(self, request: str, session: str | None, sequence: int, hash_hex: str) -> None:
-        super().__init__(request, session, sequence)
+    def __init__(
+        self,
+        request: str,
+        session: str | None,
+        sequence: int,
+        hash_hex: str,
+        reason: Rule | None = None,
+    ) -> None:
+        super().__init__(request, session, sequence, reason)
         self.hash = hash_hex
 
 
@@ -1285,6 +1303,12 @@ class DurableAllocator:
     background_checkpoint
         Checkpoint the WAL from a background thread, never inside a commit
         (what ``serve`` does: it keeps checkpoints out of the reply latency).
+    start
+        A batch result of ``instance`` to start from, as
+        :meth:`Allocator.from_result` does: its assignments are the places held
+        (the instance's bookings are not), the other requests wait in file
+        order, then one waitlist scan runs. The ledger is bound to it: reopen
+        with the same instance and the same start.
 
     Raises
     ------
@@ -1317,10 +1341,12 @@ class DurableAllocator:
         recover: bool = False,
         exclusive: bool = False,
         background_checkpoint: bool = False,
+        start: Solution | Result | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._rebalancing = threading.Lock()
         self._start = instance
+        self._start_plan = start
         # Compiled once for every Allocator of this same instance (recovery builds new ones).
         self._compiled: Compiled = compile_instance(instance)
         self._start_kids = {r.id: r.children for r in instance.requests}
@@ -1331,6 +1357,9 @@ class DurableAllocator:
         self._secrets: dict[str, bytes] = {}
         self._owners: dict[str, list[bytes]] = {}
         self.recovery: RecoveryReport | None = None
+        # The starting state first: bookings or a plan that break a rule are refused
+        # before any file is created or locked (nothing written on bad input).
+        self._initial: Allocator | None = self._fresh_allocator()
         self._lock_file = _acquire_writer_lock(os.fspath(db_path)) if exclusive else None
         try:
             self._ledger = Ledger(
@@ -1339,6 +1368,7 @@ class DurableAllocator:
                 synchronous=synchronous,
                 recover=recover,
                 background_checkpoint=background_checkpoint,
+                start=start,
             )
         except BaseException:
             self._release_lock()
@@ -1414,12 +1444,20 @@ class DurableAllocator:
         )
         log.warning("ledger %s: %s", led.path, self.recovery.summary())
 
+    def _fresh_allocator(self) -> Allocator:
+        """The state before the first row: the instance's bookings, or the start plan."""
+        if self._start_plan is None:
+            return Allocator(self._start, compiled=self._compiled)
+        return Allocator.from_result(self._start, self._start_plan, compiled=self._compiled)
+
     def _recover(
         self, *, use_snapshots: bool = True, until: int | None = None, check_head: bool = True
     ) -> None:
         """Rebuild the state: every row hash checked, the rows after the snapshot replayed."""
         led = self._ledger
-        self._alloc = Allocator(self._start, compiled=self._compiled)
+        initial, self._initial = self._initial, None
+        self._alloc = initial if initial is not None else self._fresh_allocator()
+        self.last_rebalance: RebalanceOutcome | None = None
         self._secrets = {}
         self._owners = {}
         self._pending = []
@@ -1658,7 +1696,7 @@ class DurableAllocator:
             )
             if prep.secret is not None:
                 self._note_secret(request, prep.secret)
-            return DurableDecision(d.request, d.session, seq, h.hex())
+            return DurableDecision(d.request, d.session, seq, h.hex(), d.reason)
         rid = op.request
         if not op.privileged:
             stored = self._secrets.get(rid)
@@ -1667,7 +1705,10 @@ class DurableAllocator:
                     st = alloc.status(rid)
                 except BookingError as e:
                     return e
-                if st.cancelled or (st.session is None and not st.waitlisted):
+                if st.cancelled:
+                    # GET /bookings tells any token as much: no secret is needed to learn it.
+                    return AlreadyCancelledError(f"request {rid} is already cancelled")
+                if st.session is None and not st.waitlisted:
                     return UnknownRequestError(f"unknown request {rid}")
                 return NotPermittedError(
                     "cancelling this booking needs its secret (X-Booking-Secret) or an operator"
@@ -1918,6 +1959,31 @@ class DurableAllocator:
             occ = self._alloc.occupancy(session_id)
         return occ.to_json()
 
+    def session_occupancies(self, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """:meth:`session_occupancy` of several sessions (all when None), the state read once.
+
+        Raises
+        ------
+        UnknownSessionError
+            A session id that does not exist.
+        """
+        with self._lock:
+            occ = self._alloc.occupancies(ids)
+        return [o.to_json() for o in occ]
+
+    def requests_of(
+        self, *, child: str | None = None, household: str | None = None
+    ) -> list[RequestStatus]:
+        """The live requests of a child or of a household (:meth:`Allocator.requests_of`).
+
+        Raises
+        ------
+        ValueError
+            Unless exactly one of ``child`` and ``household`` is given.
+        """
+        with self._lock:
+            return self._alloc.requests_of(child=child, household=household)
+
     def export(self) -> tuple[Instance, Solution]:
         """The FORMAT §3 state export, requests in the order they were first accepted.
 
@@ -2156,7 +2222,9 @@ class DurableAllocator:
             if self._committed[0] != seq0 or self._pending:
                 raise RebalanceRejectedError("the state changed while solving; retry")
             if not (moved or dropped or placed):
-                return RebalanceOutcome((), (), (), (), kept, None, stats)
+                out = RebalanceOutcome((), (), (), (), kept, None, stats)
+                self.last_rebalance = out
+                return out
             rows = [("move", {"request": r, "from": b, "to": a}) for r, b, a in moved]
             rows += [("drop", {"request": r, "from": b}) for r, b in dropped]
             rows += [("place", {"request": r, "to": a}) for r, a in placed]
@@ -2185,9 +2253,11 @@ class DurableAllocator:
             len(promoted),
             seq,
         )
-        return RebalanceOutcome(
+        out = RebalanceOutcome(
             tuple(moved), tuple(dropped), tuple(placed), tuple(promoted), kept, seq, stats
         )
+        self.last_rebalance = out
+        return out
 
     def _apply_rebalance(self, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Placement]:
         """Apply explicit move/drop/place entries at once, then one full waitlist scan.
@@ -2231,6 +2301,15 @@ class DurableAllocator:
         got = {"promoted": [{"request": p.request, "session": p.session} for p in promoted]}
         if canonical_json(got) != scan.result:
             raise LedgerCorruptError(f"row {scan.seq}: replayed scan differs from the ledger")
+        # The last rebalance as the rows record it (the solver's stats are not stored).
+        moved = tuple((b["request"], b["from"], b["to"]) for k, b in rows if k == "move")
+        dropped = tuple((b["request"], b["from"]) for k, b in rows if k == "drop")
+        placed = tuple((b["request"], b["to"]) for k, b in rows if k == "place")
+        changed = {b["request"] for _k, b in rows} | {p.request for p in promoted}
+        kept = sum(1 for rid in self._alloc.held() if rid not in changed)
+        self.last_rebalance = RebalanceOutcome(
+            moved, dropped, placed, tuple(promoted), kept, scan.seq
+        )
 
     # ------------------------------------------------------------ lifecycle
 

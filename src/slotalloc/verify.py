@@ -276,17 +276,25 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
         session's capacity, and in the group their age falls in (if any) for
         the group caps and caregivers.
     """
-    requests = instance.requests
-    sessions = instance.sessions
-    children = instance.children
-    r_index = instance.request_index
-    s_index = instance.session_index
-    c_index = instance.child_index
-    groups = instance.policy.groups
-    group_by_name = {g.name: g for g in groups}
     found: dict[str, list[Violation]] = {rule: [] for rule in VALIDITY_RULES}
+    sessions_of, placed = _known_pairs(instance, pairs, found)
+    _rule_7_request_once(sessions_of, found)
+    loads, placements = _rules_1_2_per_placement(instance, placed, found)
+    _rule_3_per_session(instance, loads, found)
+    _rules_4_5_per_child(instance, placements, found)
+    _rule_6_locked(instance, sessions_of, found)
+    return [v for rule in VALIDITY_RULES for v in found[rule]]
 
-    # Unknown ids; sessions reached by each known request (with repeats).
+
+_Found = dict[str, list[Violation]]
+_Placement = tuple[dt.datetime, dt.datetime, str, str]  # start, end, session id, request id
+
+
+def _known_pairs(
+    instance: Instance, pairs: Iterable[tuple[str, str]], found: _Found
+) -> tuple[dict[str, list[str]], list[tuple[Request, Session]]]:
+    """Unknown ids reported; the sessions of each known request (with repeats); the placements."""
+    r_index, s_index = instance.request_index, instance.session_index
     sessions_of: dict[str, list[str]] = defaultdict(list)
     placed: list[tuple[Request, Session]] = []
     seen: set[tuple[str, str]] = set()
@@ -313,9 +321,12 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
         if (rid, sid) in seen:
             continue
         seen.add((rid, sid))
-        placed.append((requests[ri], sessions[si]))
+        placed.append((instance.requests[ri], instance.sessions[si]))
+    return sessions_of, placed
 
-    # Rule 7: each request at most once.
+
+def _rule_7_request_once(sessions_of: Mapping[str, list[str]], found: _Found) -> None:
+    """Rule 7: each request at most once."""
     for rid, sids in sessions_of.items():
         if len(sids) > 1:
             found["7-request-once"].append(
@@ -327,16 +338,20 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
                 )
             )
 
-    # Per-session cache: calendar date in the session's own offset, age range, group caps.
+
+def _rules_1_2_per_placement(
+    instance: Instance, placed: list[tuple[Request, Session]], found: _Found
+) -> tuple[dict[str, _Load], dict[str, list[_Placement]]]:
+    """Rules 1 (preference) and 2 (eligibility); what each session and each child holds."""
+    children, c_index = instance.children, instance.child_index
+    groups = instance.policy.groups
+    # Per session: calendar date in the session's own offset, age range.
     day_of: dict[str, dt.date] = {}
     range_of: dict[str, tuple[int, int]] = {}
     loads: dict[str, _Load] = {}
-    # Per child: (start, end, session id, request id) of each placement.
-    placements: dict[str, list[tuple[dt.datetime, dt.datetime, str, str]]] = defaultdict(list)
-
+    placements: dict[str, list[_Placement]] = defaultdict(list)
     for request, session in placed:
         rid, sid = request.id, session.id
-        # Rule 1: the session is one of the request's preferences.
         if sid not in request.preferences:
             found["1-preference"].append(
                 Violation(
@@ -360,7 +375,6 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
             child = children[c_index[cid]]
             age = age_in_months(child.birth_date, day)
             group = _group_for_age(groups, age) if age >= 0 else None
-            # Rule 2: eligibility.
             reason = None
             if age < 0:
                 reason = f"is not yet born on {day.isoformat()}"
@@ -382,8 +396,14 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
             if group is not None:
                 load.by_group.setdefault(group.name, []).append(cid)
             placements[cid].append((session.start, session.end, sid, rid))
+    return loads, placements
 
-    # Rule 3: capacity, group caps, caregivers, per session.
+
+def _rule_3_per_session(instance: Instance, loads: Mapping[str, _Load], found: _Found) -> None:
+    """Rule 3: capacity, group caps, caregivers, per session."""
+    sessions, s_index = instance.sessions, instance.session_index
+    requests, r_index = instance.requests, instance.request_index
+    group_by_name = {g.name: g for g in instance.policy.groups}
     pooled = instance.policy.staffing == "pooled"
     for sid, load in loads.items():
         session = sessions[s_index[sid]]
@@ -433,7 +453,11 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
                 )
             )
 
-    # Rule 4 (overlaps) and rule 5 (per-child cap), per child.
+
+def _rules_4_5_per_child(
+    instance: Instance, placements: Mapping[str, list[_Placement]], found: _Found
+) -> None:
+    """Rule 4 (overlaps) and rule 5 (per-child cap), per child."""
     cap_per_child = instance.policy.max_sessions_per_child
     for cid, items in placements.items():
         if cap_per_child is not None and len(items) > cap_per_child:
@@ -450,7 +474,7 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
         if len(items) < 2:
             continue
         items.sort(key=lambda i: (i[0], i[1]))
-        active: list[tuple[dt.datetime, dt.datetime, str, str]] = []
+        active: list[_Placement] = []
         for item in items:
             start = item[0]
             active = [a for a in active if a[1] > start]  # [s, e) intervals: touching is fine
@@ -458,7 +482,9 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
                 found["4-overlap"].append(_overlap(cid, a, item))
             active.append(item)
 
-    # Rule 6: every locked booking assigned to exactly its session.
+
+def _rule_6_locked(instance: Instance, sessions_of: Mapping[str, list[str]], found: _Found) -> None:
+    """Rule 6: every locked booking assigned to exactly its session."""
     for b in instance.bookings:
         if not b.locked:
             continue
@@ -474,8 +500,6 @@ def check_assignment(instance: Instance, pairs: Iterable[tuple[str, str]]) -> li
                     requests=(b.request,),
                 )
             )
-
-    return [v for rule in VALIDITY_RULES for v in found[rule]]
 
 
 def _requests_of(

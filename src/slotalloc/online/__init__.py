@@ -21,6 +21,7 @@ from slotalloc.online.allocator import (
     SessionOccupancy,
 )
 from slotalloc.online.replay import replay
+from slotalloc.online.workflow import held_as_bookings
 
 __all__ = [
     "STATE_FORMAT",
@@ -31,5 +32,6 @@ __all__ = [
     "Placement",
     "RequestStatus",
     "SessionOccupancy",
+    "held_as_bookings",
     "replay",
 ]

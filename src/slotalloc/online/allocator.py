@@ -65,21 +65,24 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from heapq import heapify, heappop, heapreplace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import numpy as np
 
 from slotalloc.compile import Compiled, _groups_vectorised, compile_instance
 from slotalloc.exceptions import (
+    AlreadyCancelledError,
     BookingError,
     ChildConflictError,
     DuplicateRequestError,
+    IneligibleRequestError,
     InvalidStateError,
     UnknownChildError,
     UnknownRequestError,
     UnknownSessionError,
 )
-from slotalloc.models import Assignment, Child, Instance, Request, Solution, Status
+from slotalloc.models import Assignment, Child, Instance, Request, Session, Solution, Status
+from slotalloc.rules import Rule
 from slotalloc.state import Occupancy
 
 if TYPE_CHECKING:
@@ -112,6 +115,15 @@ _Arc = tuple[int, tuple[tuple[int, int], ...], int]
 
 
 _new = object.__new__
+
+# Occupancy.violation's labels as rules (the reason a waitlisted request gets).
+_RULE_OF_VIOLATION = {
+    "3-capacity": Rule.CAPACITY,
+    "3-group-cap": Rule.GROUP_CAP,
+    "3-caregivers": Rule.CAREGIVERS,
+    "4-overlap": Rule.OVERLAP,
+    "5-per-child-cap": Rule.PER_CHILD_CAP,
+}
 
 
 def _by_order(rec: _Req) -> int:
@@ -156,23 +168,34 @@ class Decision:
         The session id taken, or None when waitlisted.
     waitlisted
         Whether the request joined the waitlist.
+    reason
+        Why it was waitlisted: the rule its first preference would break at
+        that moment (:attr:`Rule.ELIGIBILITY` when the first preference does not
+        take a child at its age, else :attr:`Rule.CAPACITY`,
+        :attr:`Rule.GROUP_CAP`, :attr:`Rule.CAREGIVERS`, :attr:`Rule.OVERLAP` or
+        :attr:`Rule.PER_CHILD_CAP`, the first broken in that order); None when a
+        place was taken.
     sequence
         Position of this operation in the allocator's serial order (successful
         operations only, from 0): the order the lock serialised them in.
     """
 
-    __slots__ = ("request", "sequence", "session", "waitlisted")
+    __slots__ = ("reason", "request", "sequence", "session", "waitlisted")
 
-    def __init__(self, request: str, session: str | None, sequence: int) -> None:
+    def __init__(
+        self, request: str, session: str | None, sequence: int, reason: Rule | None = None
+    ) -> None:
         self.request = request
         self.session = session
         self.waitlisted = session is None
+        self.reason = reason
         self.sequence = sequence
 
     def __repr__(self) -> str:
+        why = "" if self.reason is None else f", reason={self.reason.value!r}"
         return (
             f"Decision(request={self.request!r}, session={self.session!r}, "
-            f"waitlisted={self.waitlisted})"
+            f"waitlisted={self.waitlisted}{why})"
         )
 
 
@@ -223,12 +246,16 @@ class RequestStatus:
     cancelled
         Whether the id is used but the request is gone: cancelled, or an id
         carried in as used (``used_ids``, :meth:`Allocator.restore`).
+    position
+        The place in the waitlist when waitlisted (1 is the head: the first
+        scanned when a place is freed), else None.
     """
 
     request: str
     session: str | None
     waitlisted: bool
     cancelled: bool
+    position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +309,13 @@ class SessionOccupancy:
         :meth:`Allocator.export`).
     groups
         One entry per age group, in policy order.
+    site
+        The session's site.
+    start, end
+        The session's interval, as the instance gives it (ISO 8601 with offset).
+    waiting
+        Waitlisted requests that have this session among the preferences
+        they are eligible for.
     """
 
     session: str
@@ -292,6 +326,10 @@ class SessionOccupancy:
     staffing: str
     requests: tuple[str, ...]
     groups: tuple[GroupOccupancy, ...]
+    site: str = ""
+    start: str = ""
+    end: str = ""
+    waiting: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The same as JSON data (exact fractions become floats).
@@ -313,6 +351,10 @@ class SessionOccupancy:
             "caregivers_needed": num(self.caregivers_needed),
             "staffing": self.staffing,
             "requests": list(self.requests),
+            "site": self.site,
+            "start": self.start,
+            "end": self.end,
+            "waiting": self.waiting,
             "groups": [
                 {
                     "group": g.group,
@@ -584,7 +626,13 @@ class Allocator:
             self._holders[s][rid] = rec
 
     @classmethod
-    def from_result(cls, instance: Instance, result: Result) -> Allocator:
+    def from_result(
+        cls,
+        instance: Instance,
+        result: Result | Solution,
+        *,
+        compiled: Compiled | None = None,
+    ) -> Allocator:
         """Serve late bookings after a batch allocation of the same instance.
 
         The places held are the result's assignments; the instance's other
@@ -597,7 +645,11 @@ class Allocator:
         instance
             The instance the result allocates.
         result
-            A batch result, e.g. ``slotalloc.solve(instance, method="fcfs")``.
+            A batch :class:`~slotalloc.Result` (``slotalloc.solve(instance)``) or
+            a :class:`~slotalloc.Solution`, e.g. read from a solution file with
+            ``slotalloc.io.load_solution``: only its ``assignments`` are read.
+        compiled
+            ``compile_instance(instance)`` when the caller has it already.
 
         Returns
         -------
@@ -611,7 +663,7 @@ class Allocator:
             the first assignment that does).
         """
         self = cls.__new__(cls)
-        self._setup(instance, None)
+        self._setup(instance, compiled)
         self._hold_all(((a.request, a.session) for a in result.assignments), "assignments")
         sidx, cidx = self._sidx, self._cidx
         for rec in self._live.values():
@@ -620,8 +672,10 @@ class Allocator:
                 assert isinstance(source, Request)
                 rec.kids = tuple(cidx[c] for c in source.children)
                 rec.size = len(rec.kids)
-                rec.arcs = self._arcs(rec.kids, [sidx[p] for p in source.preferences])
-                self._enqueue(rec)
+                arcs = self._arcs(rec.kids, [sidx[p] for p in source.preferences])
+                if arcs:  # one no preference could ever take would wait forever (FORMAT §3)
+                    rec.arcs = arcs
+                    self._enqueue(rec)
         self.initial_promotions = self._full_scan()
         return self
 
@@ -913,6 +967,13 @@ class Allocator:
             if added:
                 self._forget_children(added)
             raise error from None
+        if len(kids) == 1:
+            if not arcs:
+                self._refuse_ineligible(rid, added)
+        else:
+            arcs = self._arcs(kids, sessions)
+            if not arcs:
+                self._refuse_ineligible(rid, added)
         # Nothing can fail from here on.
         order = self._next_order
         self._next_order = order + 1
@@ -961,7 +1022,6 @@ class Allocator:
         rec.arcs = _NO_ARCS
         rec.seq = -1
         rec.state = _IDLE
-        arcs = self._arcs(kids, sessions)
         try_add = self._occ.try_add
         for arc in arcs:
             s, groups, _rank = arc
@@ -978,6 +1038,24 @@ class Allocator:
         rec.arcs = arcs
         self._enqueue(rec)
         return rec
+
+    def _refuse_ineligible(self, rid: str, added: Sequence[str]) -> NoReturn:
+        """Refuse a request no preference could ever take (FORMAT §3), changing nothing."""
+        if added:
+            self._forget_children(added)
+        raise IneligibleRequestError(
+            f"request {rid!r}: no preference for which every child of the request is "
+            "eligible at its age (rule 2), so it could never be placed"
+        )
+
+    def _wait_reason(self, rec: _Req) -> Rule:
+        """Why a waitlisted request's first preference cannot take it now."""
+        arcs = rec.arcs
+        if not arcs or arcs[0][2] != 0:
+            return Rule.ELIGIBILITY
+        s, groups, _rank = arcs[0]
+        broken = self._occ.violation(s, rec.size, groups, rec.kids)
+        return _RULE_OF_VIOLATION.get(broken, Rule.CAPACITY) if broken else Rule.CAPACITY
 
     def _forget_children(self, ids: Sequence[str]) -> None:
         """Give back the children just added (a refused event changes nothing)."""
@@ -1013,6 +1091,9 @@ class Allocator:
             A child of the request is neither known nor declared.
         UnknownSessionError
             A preference names no session.
+        IneligibleRequestError
+            No preference takes every child of the request at its age (FORMAT
+            §3): the request could never be placed.
         """
         # Fields read from the models' __dict__, where pydantic v2 keeps them: a plain
         # attribute read first searches the model class's long MRO for a descriptor
@@ -1032,13 +1113,15 @@ class Allocator:
             # Read under the lock: a cancellation right after it may promote this
             # request, and the decision must say what this book did.
             arc = rec.arc
+            reason = None if arc is not None else self._wait_reason(rec)
             seq = self._ops
             self._ops = seq + 1
         finally:
             lock.release()
-        # Built without Decision.__init__ (a Python frame): the same four slots.
+        # Built without Decision.__init__ (a Python frame): the same five slots.
         d = _new(Decision)
         d.request = rec.id
+        d.reason = reason
         if arc is None:
             d.session = None
             d.waitlisted = True
@@ -1051,6 +1134,8 @@ class Allocator:
     def _cancel(self, rid: str) -> tuple[str | None, list[Placement]]:
         rec = self._live.get(rid)
         if rec is None or rec.state == _IDLE:
+            if rec is None and rid in self._gone:
+                raise AlreadyCancelledError(f"request {rid} is already cancelled")
             raise UnknownRequestError(f"unknown request {rid}")
         del self._live[rid]
         self._gone.add(rid)
@@ -1080,9 +1165,11 @@ class Allocator:
 
         Raises
         ------
+        AlreadyCancelledError
+            The request was cancelled before (or its id was carried in as used).
         UnknownRequestError
-            The request holds no place and is not waitlisted (never booked,
-            already cancelled, a starting request without a booking, or unknown).
+            The request holds no place and is not waitlisted (never booked, a
+            starting request without a booking, or unknown).
         """
         with self._lock:
             session, promoted = self._cancel(request_id)
@@ -1132,10 +1219,74 @@ class Allocator:
                 if request_id in self._gone:
                     return RequestStatus(request_id, None, False, True)
                 raise UnknownRequestError(f"unknown request {request_id}")
-            state, arc = rec.state, rec.arc
-        if state == _HELD and arc is not None:
-            return RequestStatus(request_id, self._session_ids[arc[0]], False, False)
-        return RequestStatus(request_id, None, state == _WAITING, False)
+            return self._status_of(rec)
+
+    def _status_of(self, rec: _Req) -> RequestStatus:
+        """The status of a live request (under the lock)."""
+        arc = rec.arc
+        if rec.state == _HELD and arc is not None:
+            return RequestStatus(rec.id, self._session_ids[arc[0]], False, False)
+        if rec.state != _WAITING:
+            return RequestStatus(rec.id, None, False, False)
+        # The waitlist dict is in sequence order: count those ahead (a query, not the hot path).
+        ahead = sum(1 for q in self._wait if q < rec.seq)
+        return RequestStatus(rec.id, None, True, False, ahead + 1)
+
+    def requests_of(
+        self, *, child: str | None = None, household: str | None = None
+    ) -> list[RequestStatus]:
+        """The live requests of a child, or of any child of a household, in request order.
+
+        Parameters
+        ----------
+        child
+            A child id.
+        household
+            A household label (``Child.household``).
+
+        Returns
+        -------
+        list of RequestStatus
+            One per request that names the child (or a child of the household)
+            and is not cancelled; empty when there is none.
+
+        Raises
+        ------
+        ValueError
+            Unless exactly one of ``child`` and ``household`` is given.
+        """
+        if (child is None) == (household is None):
+            raise ValueError("give exactly one of child and household")
+        with self._lock:
+            if child is not None:
+                ci = self._cidx.get(child)
+                wanted = set() if ci is None else {ci}
+            else:
+                wanted = {
+                    self._cidx[c_id]
+                    for c_id, hh in self._households()
+                    if hh == household and c_id in self._cidx
+                }
+            out = []
+            for rec in self._live.values():
+                kids = rec.kids
+                if not kids and rec.state == _IDLE:
+                    src = rec.source
+                    names = src.children if isinstance(src, Request) else src["children"]
+                    kids = tuple(self._cidx[c] for c in names)
+                if wanted.intersection(kids):
+                    out.append(self._status_of(rec))
+            return out
+
+    def _households(self) -> Iterator[tuple[str, str | None]]:
+        """(child id, household) of every known child, starting and declared."""
+        for ch in self._instance.children:
+            yield ch.id, ch.household
+        for src in self._new_children:
+            if isinstance(src, Child):
+                yield src.id, src.household
+            else:
+                yield src["id"], src.get("household")
 
     def occupancy(self, session_id: str) -> SessionOccupancy:
         """Places taken and caregivers needed in one session, by age group.
@@ -1157,15 +1308,52 @@ class Allocator:
         UnknownSessionError
             No such session.
         """
-        s = self._sidx.get(session_id)
-        if s is None:
-            raise UnknownSessionError(f"unknown session {session_id!r}")
-        c = self._compiled
+        return self.occupancies([session_id])[0]
+
+    def occupancies(self, session_ids: Sequence[str] | None = None) -> list[SessionOccupancy]:
+        """:meth:`occupancy` of several sessions (all when None), the state read once.
+
+        Parameters
+        ----------
+        session_ids
+            Sessions of the instance, or None for every session in instance order.
+
+        Returns
+        -------
+        list of SessionOccupancy
+            In the order asked.
+
+        Raises
+        ------
+        UnknownSessionError
+            A session id that does not exist.
+        """
+        ids = list(self._session_ids if session_ids is None else session_ids)
+        idx = []
+        for sid in ids:
+            s = self._sidx.get(sid)
+            if s is None:
+                raise UnknownSessionError(f"unknown session {sid!r}")
+            idx.append(s)
         occ = self._occ
         with self._lock:
-            counts = list(occ.group_taken[s])
-            need = occ.need[s]
-            holders = sorted(self._holders[s].values(), key=_by_order)
+            counts = [list(occ.group_taken[s]) for s in idx]
+            need = [occ.need[s] for s in idx]
+            holders = [sorted(self._holders[s].values(), key=_by_order) for s in idx]
+            waiting = [0] * self._S
+            for rec in self._wait.values():
+                for arc in rec.arcs:
+                    waiting[arc[0]] += 1
+        sessions = self._instance.sessions
+        return [
+            self._occupancy(s, counts[i], need[i], holders[i], waiting[s], sessions[s])
+            for i, s in enumerate(idx)
+        ]
+
+    def _occupancy(
+        self, s: int, counts: list[int], need: int, holders: list[_Req], waiting: int, sess: Session
+    ) -> SessionOccupancy:
+        c = self._compiled
         ratio = c.ratio.tolist()
         caps = c.group_cap[s].tolist()
         total: int | Fraction
@@ -1179,7 +1367,7 @@ class Allocator:
         for g, name in enumerate(c.group_names):
             groups.append(GroupOccupancy(name, counts[g], caps[g], ratio[g], per[g]))
         return SessionOccupancy(
-            session=session_id,
+            session=sess.id,
             capacity=int(c.capacity[s]),
             taken=sum(counts),
             caregivers_available=int(c.caregivers[s]),
@@ -1187,6 +1375,10 @@ class Allocator:
             staffing="pooled" if c.pooled else "per_group",
             requests=tuple(r.id for r in holders),
             groups=tuple(groups),
+            site=sess.site,
+            start=sess.start.isoformat(),
+            end=sess.end.isoformat(),
+            waiting=waiting,
         )
 
     # ------------------------------------------------------------ explicit changes
