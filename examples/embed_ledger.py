@@ -1,7 +1,7 @@
 """Embedding the online Allocator with a durable ledger, without the HTTP server.
 
 A booking backend that already has its own web framework (or a queue worker)
-keeps one :class:`slotalloc.ledger.DurableAllocator` per process and calls it
+keeps one :class:`slotalloc.service.ledger.DurableAllocator` per process and calls it
 from its handlers: every accepted book or cancel is committed to the SQLite
 ledger before the call returns, so a reply sent after it survives a crash.
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from slotalloc.exceptions import BookingError
 from slotalloc.io import iter_events, load_instance, parse_event
-from slotalloc.ledger import DurableAllocator
 from slotalloc.models import BookEvent
+from slotalloc.service.ledger import DurableAllocator
 from slotalloc.verify import verify
 
 log = logging.getLogger("embed_ledger")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slotalloc.compile import compile_instance
 from slotalloc.models import Instance
-from slotalloc.state import Occupancy
+from slotalloc.rules import Occupancy
 
 __all__ = ["brute_force"]
 

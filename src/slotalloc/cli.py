@@ -167,8 +167,8 @@ def _plan_progress(p: Any) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from slotalloc.analysis.plan import as_json, plan
     from slotalloc.io import load_instance
-    from slotalloc.plan import as_json, plan
 
     _time_limit("plan", args.time_limit)
     instance = load_instance(args.instance)
@@ -225,7 +225,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from slotalloc.generate import generate_xiamen_json
+    from slotalloc.scenarios.xiamen import generate_xiamen_json
 
     _out_path_ok(args.output)
     if args.requests < 1 or args.sites < 1:
@@ -254,9 +254,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from slotalloc.generate import generate_xiamen
+    from slotalloc.analysis.summary import summarise
+    from slotalloc.scenarios.xiamen import generate_xiamen
     from slotalloc.solve import solve
-    from slotalloc.summary import summarise
 
     _time_limit("demo", args.time_limit)
     t0 = time.perf_counter()
@@ -369,7 +369,7 @@ def _load_pair(instance_path: str, solution_path: str) -> tuple[Any, Any]:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from slotalloc.explain import explain
+    from slotalloc.analysis.explain import explain
 
     instance, solution = _load_pair(args.instance, args.solution)
     wanted = None
@@ -384,7 +384,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         wanted = [args.request]
     found = explain(instance, solution, wanted)
     if args.json:
-        from slotalloc.fairness import audit
+        from slotalloc.analysis.fairness import audit
 
         doc = {
             "requests": [asdict(e) for e in found],
@@ -413,7 +413,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from slotalloc.diff import diff_solutions
+    from slotalloc.analysis.diff import diff_solutions
 
     instance, old = _load_pair(args.instance, args.old)
     _, new = _load_pair(args.instance, args.new)
@@ -444,7 +444,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from slotalloc.report import write_report  # matplotlib itself is imported lazily
+    from slotalloc.analysis.report import write_report  # matplotlib itself is imported lazily
 
     if importlib.util.find_spec("matplotlib") is None:
         raise _Fail("slotalloc report needs the report extra: pip install 'slotalloc[report]'.")
@@ -475,8 +475,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise _Fail("slotalloc serve needs the server extra: pip install 'slotalloc[server]'.")
     from slotalloc.io import load_instance, load_solution
-    from slotalloc.ledger import LedgerError
-    from slotalloc.server import Limits, serve
+    from slotalloc.service.ledger import LedgerError
+    from slotalloc.service.server import Limits, serve
 
     load_instance(args.instance)  # bad input: exit 2 before anything is opened
     if args.solution:
@@ -513,8 +513,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from slotalloc.io import dump_json, load_instance, load_solution
-    from slotalloc.ledger import DurableAllocator, LedgerError
     from slotalloc.online import held_as_bookings
+    from slotalloc.service.ledger import DurableAllocator, LedgerError
 
     instance = load_instance(args.instance)
     start = load_solution(args.solution) if args.solution else None
@@ -549,7 +549,7 @@ def _ledger_message(db: str, e: Exception) -> str:
 
 def _cmd_compact(args: argparse.Namespace) -> int:
     from slotalloc.io import load_instance
-    from slotalloc.ledger import LedgerError, compact
+    from slotalloc.service.ledger import LedgerError, compact
 
     instance = load_instance(args.instance)
     try:

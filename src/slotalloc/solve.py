@@ -205,7 +205,7 @@ def _optimise(
 ) -> Result:
     # Imported here so that importing slotalloc (e.g. the online engine) loads no solver.
     from slotalloc.solver.optimizer import optimize
-    from slotalloc.solver.rule_group_fairness import group_fairness
+    from slotalloc.solver.rows.group_fairness import group_fairness
 
     fairness = None if min_group_rate is None else group_fairness(c, min_group_rate)
 

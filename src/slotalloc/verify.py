@@ -3,7 +3,7 @@
 This module checks a solution against its instance with nothing but plain
 Python over the validated models of :mod:`slotalloc.models`. It deliberately
 does **not** import the compiler (:mod:`slotalloc.compile`), the incremental
-state (:mod:`slotalloc.state`) or any solver (:mod:`slotalloc.solver`): it has
+state (:mod:`slotalloc.rules`) or any solver (:mod:`slotalloc.solver`): it has
 its own implementation of the age rule, of eligibility, of the per-session
 counts and of the score, so that a bug in the shared machinery cannot make a
 wrong solution look right.

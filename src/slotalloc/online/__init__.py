@@ -4,7 +4,7 @@
 instance (or over a batch result, :meth:`Allocator.from_result`), with a FIFO
 waitlist; :func:`replay` turns an events file into decision dicts. Eligibility
 comes from :func:`slotalloc.compile.group_of` and rules 3-5 from
-:class:`slotalloc.state.Occupancy`: the same code as the batch solvers. This
+:class:`slotalloc.rules.Occupancy`: the same code as the batch solvers. This
 package never imports a MIP or CP solver.
 """
 

@@ -82,8 +82,7 @@ from slotalloc.exceptions import (
     UnknownSessionError,
 )
 from slotalloc.models import Assignment, Child, Instance, Request, Session, Solution, Status
-from slotalloc.rules import Rule
-from slotalloc.state import Occupancy
+from slotalloc.rules import Occupancy, Rule
 
 if TYPE_CHECKING:
     from slotalloc.result import Result

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slotalloc.compile import Compiled
-from slotalloc.state import Occupancy
+from slotalloc.rules import Occupancy
 
 __all__ = ["first_come_first_served"]
 

@@ -46,17 +46,17 @@ import numpy.typing as npt
 
 from slotalloc.compile import Compiled
 from slotalloc.result import score_of_arcs
+from slotalloc.solver.bounds.lagrangian import Lagrangian, improve_multipliers
+from slotalloc.solver.bounds.lp import solve_lp
 from slotalloc.solver.build import build_formulation
-from slotalloc.solver.cpsat_run import run_cpsat
 from slotalloc.solver.formulation import Formulation
-from slotalloc.solver.lagrangian import Lagrangian, improve_multipliers
-from slotalloc.solver.lns import LnsBudget, large_neighbourhood_search
-from slotalloc.solver.lp import solve_lp
 from slotalloc.solver.mip import MipProcess
-from slotalloc.solver.neighbourhood import Restrictor, free_variables
-from slotalloc.solver.rounding import round_and_repair
-from slotalloc.solver.rule_group_fairness import GroupFairness
-from slotalloc.solver.rule_staffing_hull import add_staffing_hull, corner_caps
+from slotalloc.solver.rows.group_fairness import GroupFairness
+from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
+from slotalloc.solver.search.cpsat_run import run_cpsat
+from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
+from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
+from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["DEFAULT_TIME_LIMIT", "PARAMS", "OptimizerParams", "Optimum", "optimize"]
 
@@ -72,8 +72,8 @@ DEFAULT_TIME_LIMIT = 10.0
 class OptimizerParams:
     """Tuning constants of the batch optimiser, each with the measurement that chose it.
 
-    Measured on the project's machine kind (2 cores) with ``benchmarks/quality.py``
-    and ``benchmarks/matrix.py``; see ``benchmarks/RESULTS.md``.
+    Measured on the project's machine kind (2 cores) with ``benchmarks/quality/quality.py``
+    and ``benchmarks/quality/matrix.py``; see ``benchmarks/RESULTS.md``.
     """
 
     #: Models up to this many arcs are solved whole by CP-SAT.

@@ -1,0 +1,1 @@
+"""Documented instance generators (docs/generator.md): :mod:`~slotalloc.scenarios.xiamen`."""

@@ -1,0 +1,1 @@
+"""Upper bounds on the score: the LP relaxation and the Lagrangian dual."""

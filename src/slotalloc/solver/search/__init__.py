@@ -1,0 +1,1 @@
+"""Primal search: LP rounding, CP-SAT runs and large-neighbourhood search."""

@@ -1,0 +1,400 @@
+"""Large-neighbourhood search: re-optimise a few linked sessions at a time.
+
+Each step frees every request that could go to a handful of sessions grown
+breadth-first from a seed (so requests competing for the same places move
+together), fixes everything else, and solves that small exact sub-model with
+CP-SAT, hinted with the incumbent. A sub-model solved to optimality grows the
+next neighbourhood; one cut short shrinks it. The incumbent never gets worse
+and stays valid: the sub-model contains every row the freed variables touch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from slotalloc.compile import Compiled
+from slotalloc.solver.formulation import Formulation, LinearModel
+from slotalloc.solver.mip import MipProcess, violated_rows
+from slotalloc.solver.search.cpsat_run import CpRun, run_cpsat
+from slotalloc.solver.search.neighbourhood import Restrictor, SessionGraph, free_variables
+
+__all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class LnsBudget:
+    """Either a wall-clock deadline (``time.perf_counter()`` value) or a deterministic budget."""
+
+    deadline: float | None = None
+    dtime: float | None = None
+    step_seconds: float = 0.3
+    step_dtime: float = 0.3
+
+
+@dataclass(frozen=True)
+class LnsOutcome:
+    values: IntArray
+    objective: int
+    steps: int
+    improving_steps: int
+    dtime: float
+
+
+def large_neighbourhood_search(
+    f: Formulation,
+    values: IntArray,
+    objective: int,
+    budget: LnsBudget,
+    *,
+    seed: int = 0,
+    start_arcs: int = 600,
+    target: npt.ArrayLike | None = None,
+    lanes: int = 2,
+    focus: npt.ArrayLike | None = None,
+    movable: BoolArray | None = None,
+    on_improve: Callable[[IntArray, int], None] | None = None,
+    stop: threading.Event | None = None,
+    mip_window: int = 0,
+    mip_window_seconds: float = 3.0,
+) -> LnsOutcome:
+    """Improve a feasible assignment of ``f`` until the budget runs out.
+
+    Parameters
+    ----------
+    f
+        The full formulation.
+    values
+        A feasible assignment of every variable (copied, not modified).
+    objective
+        Its objective value (the score).
+    budget
+        Wall-clock deadline or deterministic budget (then the run is reproducible).
+    seed
+        Seeds the neighbourhood choice and CP-SAT.
+    start_arcs
+        Initial neighbourhood size in arcs.
+    target
+        Fractional arc values (an LP point): sessions where the incumbent earns
+        less than the target are seeded first.
+    lanes
+        Neighbourhoods solved side by side (threads; CP-SAT releases the GIL).
+        They are disjoint, so their gains add up; results do not depend on
+        thread timing, so a deterministic budget stays reproducible.
+    focus
+        Sessions seeded first, in order (the rest follow the usual order).
+    movable
+        Per request: whether a neighbourhood may free it (all when None); the
+        others keep their incumbent values.
+    on_improve
+        Called with the new values and score after every improvement.
+    stop
+        Ends the search at the next step once set (e.g. when a MIP solved
+        beside it has proven the optimum).
+    mip_window
+        With a wall-clock budget and two lanes or more: one lane instead hands a
+        large neighbourhood of about this many arcs to HiGHS
+        (:class:`~.mip.MipProcess`, at most ``mip_window_seconds`` each) while the
+        other lanes go on with CP-SAT around it; 0 turns it off. The window's
+        sessions and children are reserved, so every neighbourhood solved
+        meanwhile is disjoint from it and the gains add up.
+    """
+    c = f.c
+    rng = np.random.default_rng(seed)
+    graph = SessionGraph(c)
+    restrict = Restrictor(f)
+    cur = values.copy()
+    best = objective
+    active = np.flatnonzero(np.bincount(c.arc_sess, minlength=c.n_sessions) > 0)
+    if active.shape[0] == 0:
+        return LnsOutcome(cur, best, 0, 0, 0.0)
+    # Popped from the end: the first focus session goes first.
+    seeds: list[int] = [] if focus is None else np.asarray(focus, dtype=np.int64)[::-1].tolist()
+    size = float(start_arcs)
+    # Grow over all arcs but keep only the movable requests: widen the reach so a
+    # neighbourhood still holds about ``size`` movable arcs.
+    widen = 1.0
+    if movable is not None:
+        share = float(movable[c.arc_req].mean()) if c.n_arcs else 1.0
+        widen = 1.0 / max(share, 0.05)
+    steps = improving = empty_rounds = 0
+    spent = 0.0
+    # Rows over every session (group fairness) couple neighbourhoods that are
+    # otherwise disjoint.
+    coupled = f.fair_vars.shape[0] > 0
+    use_window = mip_window > 0 and budget.deadline is not None and lanes >= 2
+    cp_lanes = lanes - 1 if use_window else lanes
+    window: _Window | None = None
+    pool = ThreadPoolExecutor(max_workers=cp_lanes) if cp_lanes > 1 else None
+    try:
+        while True:
+            if stop is not None and stop.is_set():
+                break
+            if budget.deadline is not None:
+                left = budget.deadline - time.perf_counter()
+                if left <= 0.05:
+                    break
+                step_time: float | None = min(budget.step_seconds, left)
+                step_dtime: float | None = None
+            else:
+                assert budget.dtime is not None
+                left = budget.dtime - spent
+                if left <= 1e-3:
+                    break
+                step_time = None
+                step_dtime = min(budget.step_dtime, left)
+            # Disjoint neighbourhoods (no shared session, child or request) can be
+            # solved side by side and their gains added.
+            if window is not None and window.thread.done.is_set():
+                gain = window.merge(f, cur, coupled)
+                best += gain
+                steps += 1
+                improving += gain > 0
+                if gain > 0 and on_improve is not None:
+                    on_improve(cur, best)
+                window = None
+            if use_window and window is None and left > 1.5:
+                if not seeds:
+                    seeds = _seed_order(c, cur, target, active, rng)
+                window = _Window.start(
+                    f,
+                    restrict,
+                    graph,
+                    cur,
+                    best,
+                    seeds.pop(),
+                    mip_window,
+                    movable,
+                    rng,
+                    # HiGHS may overrun its limit by a little: keep a margin.
+                    min(mip_window_seconds, left - 0.5),
+                )
+            hoods: list[IntArray] = []
+            busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
+            busy_c = np.zeros(c.n_children, dtype=np.bool_)
+            if window is not None:
+                busy_s |= window.busy_s
+                busy_c |= window.busy_c
+            tries = 0
+            while len(hoods) < cp_lanes and tries < 4 * lanes:
+                tries += 1
+                if not seeds:
+                    seeds = _seed_order(c, cur, target, active, rng)
+                sd = seeds.pop()
+                if busy_s[sd]:
+                    continue
+                reqs = _free_requests(c, graph.grow(sd, int(size * widen), rng), movable)
+                if (hoods or window is not None) and reqs.shape[0]:
+                    reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
+                if reqs.shape[0] == 0:
+                    continue
+                _mark(c, reqs, busy_s, busy_c)
+                hoods.append(reqs)
+            if not hoods:
+                # Every seed of a full pass gave an empty neighbourhood: nothing can
+                # move, and a deterministic budget would never be spent.
+                empty_rounds += 1
+                if empty_rounds * 4 * lanes >= active.shape[0] + 4 * lanes:
+                    break
+                continue
+            empty_rounds = 0
+            jobs = []
+            for reqs in hoods:
+                sub, idx = restrict(free_variables(f, reqs), cur)
+                job = _Job(
+                    sub, idx, cur[idx].copy(), int(rng.integers(1 << 30)), step_time, step_dtime
+                )
+                jobs.append(job)
+            runs = list(pool.map(_solve, jobs)) if pool is not None else [_solve(jobs[0])]
+            base = best
+            grow = True
+            gains: list[tuple[int, int]] = []
+            found: dict[int, IntArray] = {}
+            for k, run in enumerate(runs):
+                steps += 1
+                spent += run.deterministic_time
+                if run.values is not None and run.objective is not None and run.objective > base:
+                    gains.append((run.objective - base, k))
+                    found[k] = run.values
+                quick = step_time is None or run.wall_time < 0.5 * step_time
+                grow = grow and run.optimal and quick
+            # Disjoint neighbourhoods add up, except through rows that couple every
+            # session (the group-fairness rows): each sub-model met them with the
+            # other fixed, so their union is checked, and the best one alone taken
+            # when it breaks them.
+            gains.sort(reverse=True)
+            trial = cur.copy()
+            for _, k in gains:
+                trial[jobs[k].idx] = found[k]
+            if len(gains) > 1 and coupled and violated_rows(f, trial) > 0:
+                gains = gains[:1]
+                trial = cur.copy()
+                trial[jobs[gains[0][1]].idx] = found[gains[0][1]]
+            if gains:
+                cur[:] = trial
+                best += sum(g for g, _ in gains)
+                improving += len(gains)
+            if best > base and on_improve is not None:
+                on_improve(cur, best)
+            size = min(size * 1.2, 20000.0) if grow else max(size * 0.8, 100.0)
+        if window is not None:
+            # Its time limit ends before the budget does: wait for its answer, but
+            # no longer than the budget (an overrunning child is ended).
+            assert budget.deadline is not None
+            gain = window.merge(
+                f, cur, coupled, timeout=max(0.0, budget.deadline - time.perf_counter())
+            )
+            best += gain
+            improving += gain > 0
+            window = None
+    finally:
+        if window is not None:
+            window.thread.stop()
+            window.thread.result()
+        if pool is not None:
+            pool.shutdown(wait=True)
+    log.debug("LNS: %d steps, %d improving, score %d", steps, improving, best)
+    return LnsOutcome(cur, best, steps, improving, spent)
+
+
+@dataclass
+class _Window:
+    """A large neighbourhood being solved by HiGHS in the background."""
+
+    thread: MipProcess
+    idx: IntArray
+    base: int
+    busy_s: BoolArray
+    busy_c: BoolArray
+
+    @classmethod
+    def start(
+        cls,
+        f: Formulation,
+        restrict: Restrictor,
+        graph: SessionGraph,
+        cur: IntArray,
+        best: int,
+        seed: int,
+        arcs: int,
+        movable: BoolArray | None,
+        rng: np.random.Generator,
+        seconds: float,
+    ) -> _Window | None:
+        c = f.c
+        reqs = _free_requests(c, graph.grow(seed, arcs, rng), movable)
+        if reqs.shape[0] == 0:
+            return None
+        busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
+        busy_c = np.zeros(c.n_children, dtype=np.bool_)
+        _mark(c, reqs, busy_s, busy_c)
+        sub, idx = restrict(free_variables(f, reqs), cur)
+        thread = MipProcess(sub, time_limit=seconds, hint=cur[idx].copy())
+        return cls(thread, idx, best, busy_s, busy_c)
+
+    def merge(
+        self, f: Formulation, cur: IntArray, coupled: bool, timeout: float | None = None
+    ) -> int:
+        """Take the window's result into ``cur`` when it is better; the gain (0 if none).
+
+        With rows coupling every session (``coupled``), the search may have
+        moved meanwhile in a way that breaks them together with the window's
+        answer: then the answer is checked against the whole model first.
+        """
+        run = self.thread.result(timeout)
+        if run.values is None or run.objective is None or run.objective <= self.base:
+            return 0
+        old = cur[self.idx].copy()
+        cur[self.idx] = run.values
+        if coupled and violated_rows(f, cur) > 0:
+            cur[self.idx] = old
+            return 0
+        return run.objective - self.base
+
+
+@dataclass(frozen=True)
+class _Job:
+    sub: LinearModel
+    idx: IntArray
+    hint: IntArray
+    seed: int
+    max_time: float | None
+    max_dtime: float | None
+
+
+def _solve(job: _Job) -> CpRun:
+    return run_cpsat(
+        job.sub, hint=job.hint, max_time=job.max_time, max_dtime=job.max_dtime, seed=job.seed
+    )
+
+
+def _free_requests(c: Compiled, reqs: IntArray, movable: BoolArray | None) -> IntArray:
+    """The requests a neighbourhood may free: movable ones, never locked ones.
+
+    Locked requests never move: a neighbourhood of them alone frees nothing.
+    """
+    keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
+    return reqs[keep]
+
+
+def _footprint(c: Compiled, reqs: IntArray) -> tuple[IntArray, IntArray]:
+    """Sessions the requests' arcs reach and the requests' children."""
+    lo, hi = c.req_arc_ptr[reqs], c.req_arc_ptr[reqs + 1]
+    arcs = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+    clo, chi = c.req_child_ptr[reqs], c.req_child_ptr[reqs + 1]
+    kids = np.concatenate(
+        [c.req_child[a:b] for a, b in zip(clo.tolist(), chi.tolist(), strict=True)]
+    )
+    return c.arc_sess[arcs.astype(np.int64)], kids
+
+
+def _mark(c: Compiled, reqs: IntArray, busy_s: BoolArray, busy_c: BoolArray) -> None:
+    sess, kids = _footprint(c, reqs)
+    busy_s[sess] = True
+    busy_c[kids] = True
+
+
+def _touches(c: Compiled, reqs: IntArray, busy_s: BoolArray, busy_c: BoolArray) -> BoolArray:
+    """Per request: whether it reaches a busy session or has a busy child."""
+    n_arcs = c.req_arc_ptr[reqs + 1] - c.req_arc_ptr[reqs]
+    n_kids = c.req_child_ptr[reqs + 1] - c.req_child_ptr[reqs]
+    sess, kids = _footprint(c, reqs)
+    owner_a = np.repeat(np.arange(reqs.shape[0]), n_arcs)
+    owner_k = np.repeat(np.arange(reqs.shape[0]), n_kids)
+    hit = np.zeros(reqs.shape[0], dtype=np.bool_)
+    hit[owner_a[busy_s[sess]]] = True
+    hit[owner_k[busy_c[kids]]] = True
+    return hit
+
+
+def _seed_order(
+    c: Compiled,
+    cur: IntArray,
+    target: npt.ArrayLike | None,
+    active: IntArray,
+    rng: np.random.Generator,
+) -> list[int]:
+    """Seed sessions for the next pass, popped from the end: largest shortfall last."""
+    perm = rng.permutation(active)
+    if target is None:
+        return perm.tolist()
+    A = c.n_arcs
+    t = np.asarray(target, dtype=np.float64)[:A]
+    gain = (c.arc_coef + c.drop_cost[c.arc_req]).astype(np.float64)
+    want = np.bincount(c.arc_sess, weights=t * gain, minlength=c.n_sessions)
+    have = np.bincount(c.arc_sess, weights=cur[:A] * gain, minlength=c.n_sessions)
+    short = (want - have)[perm]
+    # Sessions doing better than the LP still get their turn, after the others.
+    return perm[np.argsort(short, kind="stable")].tolist()

@@ -1,0 +1,58 @@
+"""Sub-models of the search: solving one is solving the full model with the rest fixed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from slotalloc.compile import compile_instance
+from slotalloc.models import Status
+from slotalloc.result import result_from_arcs
+from slotalloc.scenarios.xiamen import generate_xiamen
+from slotalloc.solver.build import build_formulation
+from slotalloc.solver.search.cpsat_run import run_cpsat
+from slotalloc.solver.search.neighbourhood import Restrictor, SessionGraph, free_variables
+from slotalloc.solver.search.rounding import round_and_repair
+from slotalloc.verify import verify
+
+
+@pytest.mark.parametrize("grown", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_sub_model_optimum_equals_the_fixed_full_model_optimum(seed: int, grown: bool) -> None:
+    inst = generate_xiamen(3, 400, 2)
+    c = compile_instance(inst)
+    f = build_formulation(c)
+    start = f.values_of_arcs(round_and_repair(c, None))
+    rng = np.random.default_rng(seed)
+    if grown:  # as the search picks them
+        reqs = SessionGraph(c).grow(int(rng.integers(c.n_sessions)), 150, rng)
+    else:  # any half: splits children's requests between free and fixed
+        reqs = np.sort(rng.choice(c.n_requests, size=c.n_requests // 2, replace=False))
+    free = free_variables(f, reqs)
+    assert 0 < free.sum() < f.n_vars
+
+    sub, idx = Restrictor(f)(free, start)
+    part = run_cpsat(sub, max_time=20)
+    fixed = dataclasses.replace(
+        f, lb=np.where(free, f.lb, start), ub=np.where(free, f.ub, start), blocks=list(f.blocks)
+    )
+    whole = run_cpsat(fixed, max_time=20)
+    assert part.optimal and whole.optimal
+    assert part.objective == whole.objective
+
+    values = start.copy()
+    assert part.values is not None
+    values[idx] = part.values
+    res = result_from_arcs(
+        c,
+        np.flatnonzero(values[: c.n_arcs]),
+        status=Status.FEASIBLE,
+        bound=None,
+        stats={},
+        instance_name=inst.name,
+    )
+    report = verify(inst, res.to_solution())
+    assert report.accepted, report.violations
+    assert report.score == part.objective
