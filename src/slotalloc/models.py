@@ -39,6 +39,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "Decision",
     "ErrorDecision",
     "Event",
+    "Fairness",
     "Instance",
     "Objective",
     "Policy",
@@ -255,13 +257,56 @@ CN_2019: tuple[AgeGroup, ...] = (
 _PRESETS: Mapping[str, tuple[AgeGroup, ...]] = MappingProxyType({"cn-2019": CN_2019})
 
 
+class Fairness(_Model):
+    """The opt-in fairness rules of FORMAT §4; an absent or null key is a rule that is off.
+
+    Attributes
+    ----------
+    group_floor
+        ``"fcfs"``: rule 8, no age group gets fewer child places (by home group)
+        than first-come-first-served gives it.
+    priority
+        ``"no_justified_envy"``: rule 9, no request without a booking loses a
+        session it ranks higher, and could take, to a lower-priority request
+        without a booking; online, the waitlist is scanned by priority.
+    """
+
+    group_floor: Literal["fcfs"] | None = None
+    priority: Literal["no_justified_envy"] | None = None
+
+    @property
+    def any(self) -> bool:
+        """Whether some rule is on."""
+        return self.group_floor is not None or self.priority is not None
+
+
 class Policy(_Model):
-    """Age groups, staffing mode and per-child cap."""
+    """Age groups, staffing mode, per-child cap and the opt-in fairness rules."""
 
     preset: Text | None = None
     age_groups: Annotated[tuple[AgeGroup, ...] | None, BeforeValidator(_to_tuple)] = None
     staffing: Literal["per_group", "pooled"] = "per_group"
     max_sessions_per_child: PositiveCount | None = None
+    fairness: Fairness | None = None
+
+    @model_serializer(mode="wrap")
+    def _fairness_only_when_given(self, handler: Any) -> Any:
+        # An instance without fairness rules dumps as before they existed: the
+        # same file for the same generator seed, the same ledger digest.
+        data = handler(self)
+        if self.fairness is None and isinstance(data, dict):
+            data.pop("fairness", None)
+        return data
+
+    @property
+    def envy_free(self) -> bool:
+        """Whether rule 9 (``priority: "no_justified_envy"``) is on."""
+        return self.fairness is not None and self.fairness.priority is not None
+
+    @property
+    def group_floor(self) -> bool:
+        """Whether rule 8 (``group_floor: "fcfs"``) is on."""
+        return self.fairness is not None and self.fairness.group_floor is not None
 
     @model_validator(mode="after")
     def _exactly_one_of_preset_and_groups(self) -> Policy:
