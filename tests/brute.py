@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slotalloc.compile import compile_instance
 from slotalloc.models import Instance
 from slotalloc.rules import Occupancy
@@ -9,28 +11,45 @@ from slotalloc.rules import Occupancy
 __all__ = ["brute_force"]
 
 
-def brute_force(instance: Instance) -> int | None:
-    """Best score by depth-first enumeration of valid assignments; None if infeasible."""
+def brute_force(
+    instance: Instance, accept: Callable[[list[tuple[str, str]]], bool] | None = None
+) -> int | None:
+    """Best score by depth-first enumeration of valid assignments; None if infeasible.
+
+    ``accept`` filters the complete assignments (``(request, session)`` pairs),
+    e.g. by the verifier's fairness rules.
+    """
     c = compile_instance(instance)
     occ = Occupancy(c)
     groups = [[(g, k) for g, k in enumerate(row) if k] for row in c.arc_groups.tolist()]
     ptr = c.req_arc_ptr.tolist()
     best: list[int | None] = [None]
+    chosen: list[int] = []
 
     def kids(r: int) -> list[int]:
         return c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist()
 
     def go(r: int, total: int) -> None:
         if r == c.n_requests:
-            if best[0] is None or total > best[0]:
-                best[0] = total
+            if best[0] is not None and total <= best[0]:
+                return
+            if accept is not None:
+                pairs = [
+                    (c.request_ids[int(c.arc_req[a])], c.session_ids[int(c.arc_sess[a])])
+                    for a in chosen
+                ]
+                if not accept(pairs):
+                    return
+            best[0] = total
             return
         size = int(c.req_size[r])
         for a in range(ptr[r], ptr[r + 1]):
             s = int(c.arc_sess[a])
             if occ.fits(s, size, groups[a], kids(r)):
                 occ.add(s, size, groups[a], kids(r))
+                chosen.append(a)
                 go(r + 1, total + int(c.arc_coef[a]))
+                chosen.pop()
                 occ.remove(s, size, groups[a], kids(r))
         if not c.locked[r]:
             go(r + 1, total - int(c.drop_cost[r]))

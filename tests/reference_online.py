@@ -190,7 +190,10 @@ class ReferenceOnline:
 
     def scan(self) -> list[tuple[str, str]]:
         promoted = []
-        for rid in list(self.waitlist):
+        order = list(self.waitlist)
+        if self.instance.policy.envy_free:  # FORMAT §4: by priority, joining order within
+            order.sort(key=lambda rid: -self.requests[rid].priority)
+        for rid in order:
             sid = self.first_feasible(rid)
             if sid is not None:
                 self.held.append((rid, sid))

@@ -80,7 +80,8 @@ cfg = json.loads(sys.argv[1])
 from slotalloc.service.auth import AuthConfig
 from slotalloc.io import load_instance
 from slotalloc.service.ledger import DurableAllocator, HeadFile, Ledger
-from slotalloc.service.server import build_server, configure_logging, create_app, tune_gc
+from slotalloc.service.server import build_server, configure_logging, create_app
+from slotalloc.service.server import run_server, tune_gc
 configure_logging(cfg["log_level"])
 if cfg.get("switch_interval"):
     sys.setswitchinterval(cfg["switch_interval"])
@@ -117,12 +118,9 @@ alloc = DurableAllocator(
 app = create_app(alloc, AuthConfig.load(cfg["auth"]), commit_window=cfg["window"])
 server = build_server(app, "127.0.0.1", cfg["port"])
 tune_gc()  # as serve() does
-for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, lambda *_: None)
 try:
-    server.run()
+    run_server(server, app)
 finally:
-    app.state.committer.close()
     alloc.close()
 """
 

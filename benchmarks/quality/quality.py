@@ -178,7 +178,9 @@ def _child(method: str, path: str, limit: float, rate: float | None = None) -> N
                 "dropped": dropped,
                 "moved": moved,
                 "fairness_ok": fair,
-                "stats": {k: v for k, v in res.stats.items() if isinstance(v, int | float | str)},
+                "stats": {
+                    k: v for k, v in res.stats.to_json().items() if isinstance(v, int | float | str)
+                },
             }
         )
     )

@@ -86,9 +86,8 @@ def main() -> None:
     res = solve(booked, time_limit=args.time_limit, seed=0)
     wall = time.perf_counter() - t
     print(_line("rebalance solve", res, wall))
-    print(
-        f"  rounding score {res.stats.get('rounding_score')}, LP bound {res.stats.get('lp_bound')}"
-    )
+    figures = res.stats.figures
+    print(f"  rounding score {figures.get('rounding_score')}, LP bound {figures.get('lp_bound')}")
     _checked(booked, res)
     before = Solution(
         status=Status.FEASIBLE,

@@ -68,7 +68,7 @@ def one_run(args: argparse.Namespace) -> dict[str, object]:
     stop.set()
     watcher.join()
     report = verify(inst, res.to_solution())
-    stats = dict(res.stats)
+    stats = res.stats.to_json()
     return {
         "requests": args.requests,
         "sites": args.sites,

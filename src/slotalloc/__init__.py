@@ -37,8 +37,8 @@ from slotalloc.models import (
     Status,
 )
 from slotalloc.online import Allocator, Cancellation, Decision, Placement
-from slotalloc.result import Result
-from slotalloc.solve import Progress, solve
+from slotalloc.result import Progress, Result, SolveStats
+from slotalloc.solve import ExecutorConfig, solve
 from slotalloc.verify import VerificationReport, Violation, verify
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -58,6 +58,7 @@ __all__ = [
     "ConflictItem",
     "Decision",
     "DuplicateRequestError",
+    "ExecutorConfig",
     "InputError",
     "Instance",
     "InvalidStateError",
@@ -71,6 +72,7 @@ __all__ = [
     "Site",
     "SlotallocError",
     "Solution",
+    "SolveStats",
     "Status",
     "UnknownChildError",
     "UnknownRequestError",

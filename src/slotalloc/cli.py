@@ -1,4 +1,7 @@
-"""The ``slotalloc`` command line. The only module that prints.
+"""The ``slotalloc`` command line: each command's run. The only module that prints.
+
+The commands' arguments, choices, units and defaults are stated in
+:mod:`slotalloc.cli_parser`.
 
 Exit status: 0 success; 1 a solution was checked and not accepted; 2 bad input
 (one line on stderr naming the file, the place and the problem; nothing written).
@@ -14,9 +17,14 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from slotalloc.cli_parser import build_parser
 from slotalloc.exceptions import InputError, InvalidStateError
+
+if TYPE_CHECKING:
+    from slotalloc.models import Instance
+    from slotalloc.result import Result
 
 __all__ = ["main"]
 
@@ -147,17 +155,6 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- plan
 
 
-def _rate(text: str) -> float:
-    """A rate in [0, 1] for ``--min-group-rate``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value
-
-
 def _plan_progress(p: Any) -> None:
     best = "none yet" if p.best_gain is None else f"+{p.best_gain}"
     print(
@@ -227,6 +224,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from slotalloc.scenarios.xiamen import generate_xiamen_json
 
+    if args.scenario == "xiamen-season":
+        return _generate_season(args)
+    if args.weeks is not None:
+        raise _Fail("slotalloc generate: --weeks is for the xiamen-season scenario only.")
     _out_path_ok(args.output)
     if args.requests < 1 or args.sites < 1:
         raise _Fail("slotalloc generate: --requests and --sites must be at least 1.")
@@ -247,6 +248,70 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise _Fail(f"slotalloc generate: {e}.") from None
     _write(args.output, text)
+    return EXIT_OK
+
+
+def _generate_season(args: argparse.Namespace) -> int:
+    from slotalloc.scenarios.season import generate_season_json
+
+    weeks = 8 if args.weeks is None else args.weeks
+    folder = args.output
+    parent = os.path.dirname(os.path.abspath(folder))
+    if not os.path.isdir(parent):
+        raise _Fail(f"{folder}: the folder {parent} does not exist.")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise _Fail(f"{folder}: is a file; xiamen-season writes one file per weekend there.")
+    if args.requests < 1 or args.sites < 1 or weeks < 1:
+        raise _Fail("slotalloc generate: --requests, --sites and --weeks must be at least 1.")
+    try:
+        texts = generate_season_json(
+            args.seed,
+            weeks,
+            args.requests,
+            args.sites,
+            staffing=args.staffing,
+            bookings=args.bookings,
+            bookings_from=args.bookings_from,
+            locked=args.locked,
+            cut=args.cut,
+            overlap=args.overlap,
+            tight=args.tight,
+            priorities=args.priorities,
+        )
+    except ValueError as e:
+        raise _Fail(f"slotalloc generate: {e}.") from None
+    os.makedirs(folder, exist_ok=True)  # only once every weekend is generated and valid
+    width = max(2, len(str(weeks)))
+    for k, text in enumerate(texts, 1):
+        _write(os.path.join(folder, f"week{k:0{width}d}.json"), text)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- carryover
+
+
+def _cmd_carryover(args: argparse.Namespace) -> int:
+    from slotalloc.analysis.carryover import carry_over
+    from slotalloc.io import dump_json, load_instance, load_solution
+
+    _out_path_ok(args.output)
+    if args.explain is not None:
+        _out_path_ok(args.explain)
+    previous = load_instance(args.previous_instance)
+    solution = load_solution(args.previous_solution)
+    following = load_instance(args.next_instance)
+    try:
+        out = carry_over(previous, solution, following, step=args.step, cap=args.cap)
+    except ValueError as e:
+        raise _Fail(f"slotalloc carryover: {e}.") from None
+    _write(args.output, dump_json(out.instance))
+    if args.explain is not None:
+        _write(args.explain, _json_text(out.to_dict()) + "\n")
+    print(f"households that asked on the previous weekend: {out.households_asked}")
+    print(f"of them, households that got no place: {out.households_unserved}")
+    print(f"requests raised: {out.requests_raised}")
+    print(f"requests held by the cap {out.cap}: {out.requests_capped}")
+    print(f"requests without a household (never matched): {out.requests_unmatched}")
     return EXIT_OK
 
 
@@ -295,6 +360,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print("  by residency:")
             for d, n, k in s.by_residency:
                 print(f"    {d:<10} {k:6d} / {n:6d}  {100 * k / max(1, n):5.1f}%")
+            _print_against_fcfs(instance, res)
         am, pm = s.morning_fill, s.afternoon_fill
         print(
             f"  morning fill {am[0]}/{am[1]} ({100 * am[0] / max(1, am[1]):.1f}%), "
@@ -366,6 +432,18 @@ def _load_pair(instance_path: str, solution_path: str) -> tuple[Any, Any]:
     return instance, solution
 
 
+def _print_against_fcfs(instance: Instance, res: Result) -> None:
+    from slotalloc.analysis.audit import fairness_report
+
+    rep = fairness_report(instance, [(a.request, a.session) for a in res.assignments])
+    print("  child places by age group (home group), against first come, first served:")
+    for g in rep.groups:
+        mine, base = rep.places[g], rep.fcfs_places.get(g, 0)
+        flag = "  below FCFS" if mine < base else ""
+        print(f"    {g:<10} {mine:6d} vs {base:6d}  {mine - base:+6d}{flag}")
+    print(f"  justified-envy pairs (a place lost to a lower priority): {rep.envy_pairs}")
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -384,11 +462,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         wanted = [args.request]
     found = explain(instance, solution, wanted)
     if args.json:
+        from slotalloc.analysis.audit import fairness_report
         from slotalloc.analysis.fairness import audit
 
+        pairs = [(a.request, a.session) for a in solution.assignments]
         doc = {
             "requests": [asdict(e) for e in found],
             "fairness": audit(instance, solution.assignments).to_dict(),
+            "against_fcfs": fairness_report(instance, pairs).to_dict(),
         }
         print(_json_text(doc))
         return EXIT_OK
@@ -566,207 +647,27 @@ def _cmd_compact(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 
+_COMMANDS = {
+    "solve": _cmd_solve,
+    "plan": _cmd_plan,
+    "verify": _cmd_verify,
+    "generate": _cmd_generate,
+    "carryover": _cmd_carryover,
+    "demo": _cmd_demo,
+    "schema": _cmd_schema,
+    "replay": _cmd_replay,
+    "explain": _cmd_explain,
+    "diff": _cmd_diff,
+    "report": _cmd_report,
+    "serve": _cmd_serve,
+    "export": _cmd_export,
+    "compact": _cmd_compact,
+}
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="slotalloc",
-        description="Allocate young children to childcare sessions (FORMAT v1).",
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = sub.add_parser("solve", help="allocate an instance and write a solution")
-    s.add_argument("instance")
-    s.add_argument("-o", "--output", required=True, help="solution file to write")
-    s.add_argument(
-        "--time-limit",
-        type=float,
-        default=10.0,
-        help="seconds of wall time (with --deterministic: deterministic work units)",
-    )
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument(
-        "--deterministic", action="store_true", help="same input and seed give the same solution"
-    )
-    s.add_argument("--method", default=None, help="solver (default: the optimiser)")
-    s.add_argument("--quiet", action="store_true", help="no progress line")
-    s.add_argument(
-        "--executor",
-        choices=["inprocess", "process", "ray"],
-        default=None,
-        help="solve by parts on an executor (default: one process)",
-    )
-    s.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
-    s.add_argument("--workers", type=int, default=None, help="parts solved at once")
-    s.add_argument(
-        "--min-group-rate",
-        type=_rate,
-        default=None,
-        help="fairness: every age group's service rate at least this share of the overall "
-        "rate (0..1; see docs/fairness.md)",
-    )
-    s.set_defaults(run=_cmd_solve)
-
-    pl = sub.add_parser("plan", help="rank capacity changes by the unmet demand they serve")
-    pl.add_argument("instance")
-    pl.add_argument("--top", type=int, default=10)
-    pl.add_argument("--json", action="store_true", help="JSON list for `slotalloc report --plan`")
-    pl.add_argument(
-        "--time-limit", type=float, default=1.0, help="deterministic work units per solve"
-    )
-    pl.add_argument("--seed", type=int, default=0)
-    pl.add_argument("--places", type=int, default=5, help="places added by an add_places change")
-    pl.add_argument("--min-group-rate", type=_rate, default=None)
-    pl.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    pl.set_defaults(run=_cmd_plan)
-
-    v = sub.add_parser("verify", help="check a solution against an instance")
-    v.add_argument("instance")
-    v.add_argument("solution")
-    v.set_defaults(run=_cmd_verify)
-
-    g = sub.add_parser("generate", help="generate a scenario instance")
-    g.add_argument("scenario", choices=["xiamen"])
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--requests", type=int, default=25000)
-    g.add_argument("--sites", type=int, default=91)
-    g.add_argument("--staffing", choices=["per_group", "pooled"], default="per_group")
-    g.add_argument(
-        "--bookings",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share (0..1) of a source plan's placements written as bookings (default 0)",
-    )
-    g.add_argument(
-        "--bookings-from",
-        choices=["fcfs", "plan"],
-        default="fcfs",
-        help="source plan of the bookings: first come, first served, or a batch plan",
-    )
-    g.add_argument(
-        "--locked", type=float, default=0.0, metavar="F", help="share (0..1) of bookings locked"
-    )
-    g.add_argument(
-        "--cut",
-        type=int,
-        default=0,
-        metavar="K",
-        help="one caregiver less at the K most booked sessions (needs --bookings)",
-    )
-    g.add_argument("--overlap", action="store_true", help="more classes overlapping the half-days")
-    g.add_argument("--tight", action="store_true", help="caregivers scaled to about 60%%")
-    g.add_argument(
-        "--priorities",
-        choices=["default", "mix"],
-        default="default",
-        help="priority draw: the default one, or a heavier mix",
-    )
-    g.add_argument("-o", "--output", required=True)
-    g.set_defaults(run=_cmd_generate)
-
-    d = sub.add_parser("demo", help="allocate a generated Xiamen city weekend and summarise it")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--requests", type=int, default=25000)
-    d.add_argument("--sites", type=int, default=91)
-    d.add_argument("--time-limit", type=float, default=10.0)
-    d.set_defaults(run=_cmd_demo)
-
-    sc = sub.add_parser("schema", help="print the JSON Schema of a format")
-    sc.add_argument(
-        "kind",
-        nargs="?",
-        default="all",
-        choices=["all", "instance", "solution", "event", "decision"],
-    )
-    sc.set_defaults(run=_cmd_schema)
-
-    r = sub.add_parser("replay", help="apply online book/cancel events and write decisions")
-    r.add_argument("instance")
-    r.add_argument("events")
-    r.add_argument("-o", "--output", required=True, help="decisions file (JSON Lines)")
-    r.set_defaults(run=_cmd_replay)
-
-    e = sub.add_parser("explain", help="why unplaced requests got no place")
-    e.add_argument("instance")
-    e.add_argument("solution")
-    e.add_argument("--request", default=None, help="explain this request only")
-    e.add_argument("--json", action="store_true")
-    e.set_defaults(run=_cmd_explain)
-
-    df = sub.add_parser("diff", help="who moves, is dropped or newly placed between solutions")
-    df.add_argument("instance")
-    df.add_argument("old")
-    df.add_argument("new")
-    df.add_argument("--json", action="store_true")
-    df.set_defaults(run=_cmd_diff)
-
-    rp = sub.add_parser("report", help="write an HTML report with plots (report extra)")
-    rp.add_argument("instance")
-    rp.add_argument("solution")
-    rp.add_argument("-o", "--output", required=True, help="folder for index.html and PNGs")
-    rp.add_argument("--plan", default=None, help="recommendations from `slotalloc plan --json`")
-    rp.add_argument("--top", type=int, default=10)
-    rp.set_defaults(run=_cmd_report)
-
-    sv = sub.add_parser("serve", help="HTTP booking service with a durable ledger (server extra)")
-    sv.add_argument("instance")
-    sv.add_argument(
-        "--solution",
-        default=None,
-        help="start from this batch plan of the instance: its assignments are the places "
-        "held, the other requests wait in file order (Allocator.from_result)",
-    )
-    sv.add_argument("--db", required=True, help="SQLite ledger file (created if missing)")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument(
-        "--auth-file",
-        default=None,
-        help='bearer tokens, JSON {"operator": [...], "booking": [...]} (docs/server.md); '
-        "default DB.auth.json beside the ledger, generated (mode 0600) when absent",
-    )
-    sv.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    sv.add_argument(
-        "--recover",
-        action="store_true",
-        help="start on a damaged ledger: keep its longest valid prefix (damaged files "
-        "copied to DB.damaged-TIME) and log what was kept",
-    )
-    sv.add_argument("--header-timeout", type=float, default=10.0, help="seconds for headers")
-    sv.add_argument("--body-timeout", type=float, default=10.0, help="seconds for a request body")
-    sv.add_argument("--keep-alive", type=float, default=5.0, help="idle connection seconds")
-    sv.add_argument("--max-connections", type=int, default=1000)
-    sv.add_argument(
-        "--commit-window-ms",
-        type=float,
-        default=2.0,
-        help="group commit: longest wait for more bookings (default 2)",
-    )
-    sv.set_defaults(run=_cmd_serve)
-
-    ex = sub.add_parser(
-        "export",
-        help="the live state of a ledger as an instance whose bookings are the places held",
-    )
-    ex.add_argument("instance", help="the instance the service was started with")
-    ex.add_argument("--db", required=True, help="the ledger (the service must be stopped)")
-    ex.add_argument(
-        "--solution", default=None, help="the batch plan the service was started from, if any"
-    )
-    ex.add_argument("-o", "--output", required=True, help="instance file to write")
-    ex.add_argument("--held", default=None, help="also write the places held as a solution file")
-    ex.add_argument(
-        "--locked", action="store_true", help="mark the bookings locked (never moved or dropped)"
-    )
-    ex.set_defaults(run=_cmd_export)
-
-    cp = sub.add_parser(
-        "compact", help="rewrite a ledger without cancelled requests and unused children"
-    )
-    cp.add_argument("instance")
-    cp.add_argument("--db", required=True, help="the ledger (the service must be stopped)")
-    cp.set_defaults(run=_cmd_compact)
-    return p
+    """The command line's parser (its options and help: :mod:`slotalloc.cli_parser`)."""
+    return build_parser(_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

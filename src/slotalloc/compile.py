@@ -1,8 +1,9 @@
 """Compile a validated :class:`~slotalloc.models.Instance` into integer arrays.
 
-This is the one place where the solvers and the online engine decide
-eligibility (who may go where, in which age group). Everything downstream works
-on :class:`Compiled`: read-only numpy arrays indexed by position.
+Eligibility (who may go where, in which age group) is decided here once, for
+the solvers, by :func:`slotalloc.rules.groups_of`, the rules' one home.
+Everything downstream works on :class:`Compiled`: read-only numpy arrays
+indexed by position.
 
 Vocabulary
 ----------
@@ -20,14 +21,22 @@ Vocabulary
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.models import Instance
+from slotalloc.rules import (
+    age_months,
+    caregiver_need,
+    group_of,
+    groups_of,
+    month_groups,
+    pool_scale,
+)
 
 __all__ = [
     "Compiled",
@@ -36,17 +45,10 @@ __all__ = [
     "group_of",
 ]
 
-IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-
-def age_months(by: Any, bm: Any, bd: Any, sy: Any, sm: Any, sd: Any) -> Any:
-    """Age in completed months, exactly as FORMAT §1 defines it.
-
-    Works on Python ints and on numpy arrays alike, so the compiler (vectorised)
-    and the online engine (one child at a time) share one formula.
-    """
-    return (sy - by) * 12 + (sm - bm) - (sd < bd) * 1
+# The rules' eligibility under the names callers outside the compiler still import.
+_groups_vectorised = groups_of
 
 
 def _frozen(a: npt.ArrayLike, dtype: Any = np.int64) -> Any:
@@ -133,21 +135,17 @@ class Compiled:
     @property
     def pool_lcm(self) -> int:
         """Common multiple of the ratios: pooled need is compared as integers times it."""
-        return math.lcm(*(int(r) for r in self.ratio))
+        return pool_scale(self.ratio.tolist())
 
     def caregiver_need(self, counts: list[int]) -> tuple[int, int]:
         """Caregivers a session needs for ``counts`` children per group, as (need, scale).
 
-        ``need / scale`` is the exact figure: ``per_group`` staffing gives
-        ``sum ceil(n_g / ratio_g)`` with scale 1; ``pooled`` gives
-        ``sum n_g * (L / ratio_g)`` with scale ``L = lcm(ratios)``. Compare
-        ``need`` with ``caregivers * scale``.
+        ``need / scale`` is the exact figure (:func:`slotalloc.rules.caregiver_need`):
+        ``per_group`` staffing gives scale 1, ``pooled`` scale ``lcm(ratios)``.
+        Compare ``need`` with ``caregivers * scale``.
         """
-        ratios = self.ratio.tolist()
-        if self.pooled:
-            scale = self.pool_lcm
-            return sum(n * (scale // r) for n, r in zip(counts, ratios, strict=True)), scale
-        return sum(-(-n // r) for n, r in zip(counts, ratios, strict=True)), 1
+        scale = self.pool_lcm if self.pooled else 1
+        return caregiver_need(counts, self.ratio.tolist(), scale if self.pooled else 0), scale
 
     @property
     def arc_size(self) -> IntArray:
@@ -157,29 +155,6 @@ class Compiled:
 
 def _date_parts(d: dt.date) -> tuple[int, int, int]:
     return d.year, d.month, d.day
-
-
-def group_of(c: Compiled, birth: dt.date, session: int) -> int:
-    """The age group of a child born on ``birth`` in ``session``, or -1 if ineligible."""
-    sy, sm, sd = (int(v) for v in c.sess_date[session])
-    a = age_months(birth.year, birth.month, birth.day, sy, sm, sd)
-    if a < c.min_months[session] or a >= c.max_months[session] or a < 0:
-        return -1
-    if a >= c.month_group.shape[0]:
-        return -1
-    return int(c.month_group[a])
-
-
-def _groups_vectorised(
-    c_birth: IntArray, s_date: IntArray, lo: IntArray, hi: IntArray, month_group: IntArray
-) -> IntArray:
-    a = age_months(
-        c_birth[:, 0], c_birth[:, 1], c_birth[:, 2], s_date[:, 0], s_date[:, 1], s_date[:, 2]
-    )
-    inside = (a >= lo) & (a < hi) & (a >= 0) & (a < month_group.shape[0])
-    g = np.full(a.shape, -1, dtype=np.int64)
-    g[inside] = month_group[a[inside]]
-    return g
 
 
 def _maximal_cliques(start: IntArray, end: IntArray) -> tuple[IntArray, IntArray]:
@@ -223,71 +198,120 @@ def compile_instance(instance: Instance) -> Compiled:
     Compiled
         The arrays every solver and the online engine share.
     """
+    policy = _policy_fields(instance)
+    sessions = _session_fields(instance)
+    requests = _request_fields(instance)
+    arcs = _arc_fields(instance, policy, sessions, requests)
+    clique_ptr, clique_sess = _maximal_cliques(sessions["start"], sessions["end"])
+    return Compiled(
+        **policy,
+        **sessions,
+        **requests,
+        **arcs,
+        clique_ptr=clique_ptr,
+        clique_sess=clique_sess,
+    )
+
+
+def _policy_fields(instance: Instance) -> dict[str, Any]:
+    """The policy's groups and staffing, and the objective's weights."""
     policy = instance.policy
     groups = policy.groups
-    G = len(groups)
-    ratio = np.array([g.ratio for g in groups], dtype=np.int64)
-    top = max(g.max_months for g in groups)
-    month_group = np.full(top, -1, dtype=np.int64)
-    for gi, g in enumerate(groups):
-        month_group[g.min_months : g.max_months] = gi
-    default_caps = np.array([g.max_group_size for g in groups], dtype=np.int64)
-    gindex = {g.name: i for i, g in enumerate(groups)}
     obj = instance.objective
+    return {
+        "group_names": tuple(g.name for g in groups),
+        "ratio": _frozen([g.ratio for g in groups]),
+        "month_group": _frozen(month_groups(groups)),
+        "pooled": policy.staffing == "pooled",
+        "max_sessions_per_child": policy.max_sessions_per_child or 0,
+        "w_serve": obj.serve,
+        "w_priority": obj.priority,
+        "w_rank": obj.rank,
+        "w_move": obj.move,
+        "w_drop": obj.drop,
+    }
 
-    # sessions
+
+def _session_fields(instance: Instance) -> dict[str, Any]:
+    """Per session: places, caregivers, group caps, age range, instants and start date."""
+    groups = instance.policy.groups
+    gindex = {g.name: i for i, g in enumerate(groups)}
+    default_caps = np.array([g.max_group_size for g in groups], dtype=np.int64)
     sessions = instance.sessions
     S = len(sessions)
-    capacity = np.array([s.capacity for s in sessions], dtype=np.int64)
-    caregivers = np.array([s.caregivers for s in sessions], dtype=np.int64)
     group_cap = np.tile(default_caps, (S, 1))
     for si, s in enumerate(sessions):
         for name, cap in s.group_caps.items():
             group_cap[si, gindex[name]] = cap
     ranges = [instance.session_age_range(s) for s in sessions]
-    lo = np.array([r[0] for r in ranges], dtype=np.int64).reshape(S)
-    hi = np.array([r[1] for r in ranges], dtype=np.int64).reshape(S)
-    # Instants as integer microseconds would overflow nothing; seconds suffice
-    # unless fractions are used, so keep microseconds to compare exactly.
+    # Microseconds since the epoch: exact for any instant FORMAT allows, far from overflow.
     start = np.array([_micros(s.start) for s in sessions], dtype=np.int64).reshape(S)
     end = np.array([_micros(s.end) for s in sessions], dtype=np.int64).reshape(S)
-    sess_date = np.array([_date_parts(s.start.date()) for s in sessions], dtype=np.int64).reshape(
-        S, 3
-    )
+    dates = [_date_parts(s.start.date()) for s in sessions]
+    return {
+        "session_ids": tuple(s.id for s in sessions),
+        "capacity": _frozen([s.capacity for s in sessions]),
+        "caregivers": _frozen([s.caregivers for s in sessions]),
+        "group_cap": _frozen(group_cap),
+        "min_months": _frozen(np.array([r[0] for r in ranges], dtype=np.int64).reshape(S)),
+        "max_months": _frozen(np.array([r[1] for r in ranges], dtype=np.int64).reshape(S)),
+        "start": _frozen(start),
+        "end": _frozen(end),
+        "sess_date": _frozen(np.array(dates, dtype=np.int64).reshape(S, 3)),
+    }
 
-    # children
+
+def _request_fields(instance: Instance) -> dict[str, Any]:
+    """Children's birth dates; requests' children, preferences, bookings and drop costs."""
     children = instance.children
-    birth = np.array([_date_parts(c.birth_date) for c in children], dtype=np.int64).reshape(
-        len(children), 3
-    )
-
-    # requests
+    birth = np.array([_date_parts(c.birth_date) for c in children], dtype=np.int64)
     requests = instance.requests
     R = len(requests)
     cidx = instance.child_index
     sidx = instance.session_index
+    ridx = instance.request_index
     req_size = np.array([len(r.children) for r in requests], dtype=np.int64).reshape(R)
-    req_priority = np.array([r.priority for r in requests], dtype=np.int64).reshape(R)
     req_child = np.array([cidx[c] for r in requests for c in r.children], dtype=np.int64)
-    req_child_ptr = np.concatenate([[0], np.cumsum(req_size)]).astype(np.int64)
     n_prefs = np.array([len(r.preferences) for r in requests], dtype=np.int64).reshape(R)
     req_pref = np.array([sidx[s] for r in requests for s in r.preferences], dtype=np.int64)
-    req_pref_ptr = np.concatenate([[0], np.cumsum(n_prefs)]).astype(np.int64)
-
     booked_session = np.full(R, -1, dtype=np.int64)
     locked = np.zeros(R, dtype=np.bool_)
-    ridx = instance.request_index
-    booking_order = np.array([ridx[b.request] for b in instance.bookings], dtype=np.int64)
     for b in instance.bookings:
         r = ridx[b.request]
         booked_session[r] = sidx[b.session]
         locked[r] = b.locked
-    drop_cost = np.where(booked_session >= 0, obj.drop, 0).astype(np.int64)
+    drop_cost = np.where(booked_session >= 0, instance.objective.drop, 0)
+    return {
+        "child_ids": tuple(c.id for c in children),
+        "birth": _frozen(birth.reshape(len(children), 3)),
+        "request_ids": tuple(r.id for r in requests),
+        "req_size": _frozen(req_size),
+        "req_priority": _frozen(
+            np.array([r.priority for r in requests], dtype=np.int64).reshape(R)
+        ),
+        "req_child_ptr": _frozen(np.concatenate([[0], np.cumsum(req_size)])),
+        "req_child": _frozen(req_child),
+        "req_pref_ptr": _frozen(np.concatenate([[0], np.cumsum(n_prefs)])),
+        "req_pref": _frozen(req_pref),
+        "booked_session": _frozen(booked_session),
+        "locked": _frozen(locked, np.bool_),
+        "booking_order": _frozen([ridx[b.request] for b in instance.bookings]),
+        "drop_cost": _frozen(drop_cost),
+    }
 
+
+def _arc_fields(
+    instance: Instance, policy: dict[str, Any], sess: dict[str, Any], req: dict[str, Any]
+) -> dict[str, Any]:
+    """The candidate arcs (eligible preferences), their coefficients and children."""
+    obj = instance.objective
+    R, C, G = len(req["request_ids"]), len(req["child_ids"]), len(policy["group_names"])
+    req_size, req_child, req_child_ptr = req["req_size"], req["req_child"], req["req_child_ptr"]
+    req_pref_ptr, booked_session, locked = req["req_pref_ptr"], req["booked_session"], req["locked"]
     # (request, preference) pairs, then (pair, child) rows to decide eligibility
-    pair_req = np.repeat(np.arange(R, dtype=np.int64), n_prefs)
-    pair_rank = np.arange(req_pref.shape[0], dtype=np.int64) - req_pref_ptr[pair_req]
-    pair_sess = req_pref
+    pair_req = np.repeat(np.arange(R, dtype=np.int64), np.diff(req_pref_ptr))
+    pair_rank = np.arange(req["req_pref"].shape[0], dtype=np.int64) - req_pref_ptr[pair_req]
+    pair_sess = req["req_pref"]
     size_of_pair = req_size[pair_req]
     row_pair = np.repeat(np.arange(pair_req.shape[0], dtype=np.int64), size_of_pair)
     # child k of the pair's request: offset within the request's children
@@ -296,8 +320,12 @@ def compile_instance(instance: Instance) -> Compiled:
     )
     row_child = req_child[req_child_ptr[pair_req[row_pair]] + row_offset]
     row_sess = pair_sess[row_pair]
-    row_group = _groups_vectorised(
-        birth[row_child], sess_date[row_sess], lo[row_sess], hi[row_sess], month_group
+    row_group = groups_of(
+        req["birth"][row_child],
+        sess["sess_date"][row_sess],
+        sess["min_months"][row_sess],
+        sess["max_months"][row_sess],
+        policy["month_group"],
     )
     bad_rows = np.bincount(row_pair[row_group < 0], minlength=pair_req.shape[0])
     eligible = bad_rows == 0
@@ -317,68 +345,28 @@ def compile_instance(instance: Instance) -> Compiled:
     np.add.at(arc_groups, (remap[row_pair[good_rows]], row_group[good_rows]), 1)
 
     arc_size = req_size[arc_req]
-    arc_coef = arc_size * (obj.serve + obj.priority * req_priority[arc_req] - obj.rank * arc_rank)
+    arc_coef = arc_size * (
+        obj.serve + obj.priority * req["req_priority"][arc_req] - obj.rank * arc_rank
+    )
     booked = booked_session[arc_req]
     moved = (booked >= 0) & (arc_sess != booked) & ~locked[arc_req]
     arc_coef = arc_coef - obj.move * moved
-
-    req_arc_ptr = np.searchsorted(arc_req, np.arange(R + 1, dtype=np.int64)).astype(np.int64)
 
     # children x arcs incidence
     arc_rows = remap[row_pair[good_rows]]
     arc_child_rows = row_child[good_rows]
     order = np.lexsort((arc_rows, arc_child_rows))
-    child_arc = arc_rows[order]
-    child_arc_ptr = np.searchsorted(
-        arc_child_rows[order], np.arange(len(children) + 1, dtype=np.int64)
-    ).astype(np.int64)
-
-    clique_ptr, clique_sess = _maximal_cliques(start, end)
-
-    return Compiled(
-        group_names=tuple(g.name for g in groups),
-        ratio=_frozen(ratio),
-        month_group=_frozen(month_group),
-        pooled=policy.staffing == "pooled",
-        max_sessions_per_child=policy.max_sessions_per_child or 0,
-        w_serve=obj.serve,
-        w_priority=obj.priority,
-        w_rank=obj.rank,
-        w_move=obj.move,
-        w_drop=obj.drop,
-        session_ids=tuple(s.id for s in sessions),
-        capacity=_frozen(capacity),
-        caregivers=_frozen(caregivers),
-        group_cap=_frozen(group_cap),
-        min_months=_frozen(lo),
-        max_months=_frozen(hi),
-        start=_frozen(start),
-        end=_frozen(end),
-        sess_date=_frozen(sess_date),
-        child_ids=tuple(c.id for c in children),
-        birth=_frozen(birth),
-        request_ids=tuple(r.id for r in requests),
-        req_size=_frozen(req_size),
-        req_priority=_frozen(req_priority),
-        req_child_ptr=_frozen(req_child_ptr),
-        req_child=_frozen(req_child),
-        req_pref_ptr=_frozen(req_pref_ptr),
-        req_pref=_frozen(req_pref),
-        booked_session=_frozen(booked_session),
-        locked=_frozen(locked, np.bool_),
-        booking_order=_frozen(booking_order),
-        drop_cost=_frozen(drop_cost),
-        arc_req=_frozen(arc_req),
-        arc_sess=_frozen(arc_sess),
-        arc_rank=_frozen(arc_rank),
-        arc_coef=_frozen(arc_coef),
-        arc_groups=_frozen(arc_groups),
-        req_arc_ptr=_frozen(req_arc_ptr),
-        child_arc_ptr=_frozen(child_arc_ptr),
-        child_arc=_frozen(child_arc),
-        clique_ptr=clique_ptr,
-        clique_sess=clique_sess,
-    )
+    child_arc_ptr = np.searchsorted(arc_child_rows[order], np.arange(C + 1, dtype=np.int64))
+    return {
+        "arc_req": _frozen(arc_req),
+        "arc_sess": _frozen(arc_sess),
+        "arc_rank": _frozen(arc_rank),
+        "arc_coef": _frozen(arc_coef),
+        "arc_groups": _frozen(arc_groups),
+        "req_arc_ptr": _frozen(np.searchsorted(arc_req, np.arange(R + 1, dtype=np.int64))),
+        "child_arc_ptr": _frozen(child_arc_ptr),
+        "child_arc": _frozen(arc_rows[order]),
+    }
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

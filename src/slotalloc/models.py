@@ -291,8 +291,8 @@ class Policy(_Model):
 
     @model_serializer(mode="wrap")
     def _fairness_only_when_given(self, handler: Any) -> Any:
-        # An instance without fairness rules dumps as before they existed: the
-        # same file for the same generator seed, the same ledger digest.
+        # An instance without fairness rules dumps without the key: the file a
+        # generator writes, and a ledger's digest of it, do not depend on it.
         data = handler(self)
         if self.fairness is None and isinstance(data, dict):
             data.pop("fairness", None)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +16,7 @@ import pytest
 
 from conftest import SAMPLE_FIGURES, sample_instance
 from slotalloc.compile import compile_instance
-from slotalloc.distributed import solve_distributed
+from slotalloc.distributed import PartAnswer, PartTask, executors, solve_distributed
 from slotalloc.distributed.decompose import (
     _union_find,
     components,
@@ -146,7 +152,7 @@ def test_merged_solution_valid_and_bound_above_optimum(name: str, part_requests:
     assert res.bound >= res.score
     if part_requests > len(inst.requests):
         # one component or packed components: the bound is the parts' own
-        assert res.stats["bound_source"] == "sum of independent parts"
+        assert res.stats.figures["bound_source"] == "sum of independent parts"
 
 
 def test_independent_components_bounds_add_up() -> None:
@@ -161,7 +167,7 @@ def test_independent_components_bounds_add_up() -> None:
     assert res.bound >= res.score
     if whole.status is Status.OPTIMAL:
         assert res.bound >= whole.score
-    assert res.stats["parts"] >= 2
+    assert res.stats.figures["parts"] >= 2
 
 
 def test_progress_reports_and_stats() -> None:
@@ -171,8 +177,9 @@ def test_progress_reports_and_stats() -> None:
         inst, time_limit=1.0, deterministic=True, part_requests=90, callback=seen.append
     )
     assert seen and seen[-1].score == res.score and seen[-1].bound == res.bound
+    assert res.stats.solver == "distributed" and res.stats.solve_seconds is not None
     for key in ("executor", "workers", "parts", "components", "part_seconds"):
-        assert key in res.stats
+        assert key in res.stats.figures
 
 
 def test_bad_arguments() -> None:
@@ -183,14 +190,75 @@ def test_bad_arguments() -> None:
         solve_distributed(inst, executor="process", address="auto")
 
 
-def test_process_pool_matches_in_process_and_survives_a_killed_worker(tmp_path: Path) -> None:
+def test_solve_routes_an_executor_config_to_the_parts() -> None:
+    from slotalloc import ExecutorConfig
+
+    inst = sample_instance("sample-rebalance")
+    kw = {"time_limit": 1.0, "deterministic": True}
+    got = solve(inst, executor=ExecutorConfig("inprocess"), **kw)
+    assert got.stats.solver == "distributed"
+    _same(solve_distributed(inst, **kw), got)
+    with pytest.warns(DeprecationWarning, match="ExecutorConfig"):
+        old = solve(inst, executor="inprocess", **kw)
+    _same(got, old)
+    with pytest.raises(ValueError, match="go in the ExecutorConfig"):
+        solve(inst, executor=ExecutorConfig("process"), workers=2)
+    with pytest.raises(ValueError, match="need an executor"):
+        solve(inst, workers=2)
+    with pytest.raises(ValueError, match="needs the optimiser"):
+        solve(inst, method="fcfs", executor=ExecutorConfig())
+
+
+def test_tasks_and_answers_are_plain_data() -> None:
+    # Typed payloads cross process and Ray boundaries by pickling: plain fields only.
+    import pickle
+
+    doc = json.loads((Path(__file__).parents[1] / "data" / "sample-small.json").read_text())
+    task = PartTask(doc, 0.5, 3, True, hint=(("r000000", "HU-002/2025-04-19-pm"),))
+    assert pickle.loads(pickle.dumps(task)) == task
+    answer = executors.run_task(task)
+    assert isinstance(answer, PartAnswer) and answer.pid == os.getpid()
+    assert answer.score is not None and answer.lp_seconds is not None
+    assert pickle.loads(pickle.dumps(answer)) == answer
+
+
+@pytest.fixture
+def first_worker_killed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Kill the pool's first worker right after the first submit, as a crashed machine would.
+
+    Every task then on the pool fails with a broken pool, so the executor's retry
+    path runs; the list holds the killed worker's pid.
+    """
+    killed: list[int] = []
+    submit = executors.ProcessExecutor.submit
+
+    def submit_then_kill(
+        self: executors.ProcessExecutor, task_id: int, task: PartTask, cpus: int = 1
+    ) -> None:
+        submit(self, task_id, task, cpus)
+        if not killed:
+            # Give the worker time to start: a worker killed while the pool is still
+            # starting it can leave ProcessPoolExecutor.shutdown waiting forever
+            # (seen once in a full run); a crash mid-task is what is tested.
+            time.sleep(1.0)
+            pid = next(iter(self._pool._processes))  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    monkeypatch.setattr(executors.ProcessExecutor, "submit", submit_then_kill)
+    return killed
+
+
+def test_process_pool_matches_in_process_and_survives_a_killed_worker(
+    first_worker_killed: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
     inst = sample_instance("sample-rebalance")
     kw = {"time_limit": 1.0, "deterministic": True, "part_requests": 60}
     ref = solve_distributed(inst, **kw)
-    got = solve_distributed(
-        inst, executor="process", workers=2, _fault_marker=str(tmp_path / "killed"), **kw
-    )
-    assert (tmp_path / "killed").exists()
+    with caplog.at_level(logging.WARNING, logger="slotalloc.distributed.executors"):
+        got = solve_distributed(inst, executor="process", workers=2, **kw)
+    assert first_worker_killed
+    assert any("retrying" in r.getMessage() for r in caplog.records)
     _same(ref, got)
     _accepted(inst, got)
 
@@ -212,15 +280,37 @@ def test_ray_matches_in_process_in_deterministic_mode(ray_local: object) -> None
     ref = solve_distributed(inst, **kw)
     got = solve_distributed(inst, executor="ray", workers=2, **kw)
     _same(ref, got)
-    assert got.stats["executor"] == "ray"
+    assert got.stats.figures["executor"] == "ray"
     _accepted(inst, got)
 
 
-def test_ray_retries_a_killed_worker(ray_local: object, tmp_path: Path) -> None:
+def _dies_on_first_attempt(marker: Path) -> Callable[[PartTask], PartAnswer]:
+    """A task function whose first attempt anywhere (no marker yet) kills its worker.
+
+    A closure: Ray ships it by value, so the workers need not import the tests.
+    """
+
+    def task(t: PartTask) -> PartAnswer:
+        if not marker.exists():
+            marker.write_text(str(os.getpid()), encoding="utf-8")
+            os.kill(os.getpid(), signal.SIGKILL)
+        from slotalloc.distributed.executors import run_task  # the worker's, unpatched
+
+        return run_task(t)
+
+    return task
+
+
+def test_ray_retries_a_killed_worker(
+    ray_local: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     inst = sample_instance("sample-rebalance")
     marker = tmp_path / "killed"
     kw = {"time_limit": 1.0, "deterministic": True, "part_requests": 60}
-    got = solve_distributed(inst, executor="ray", _fault_marker=str(marker), **kw)
+    # Read when the executor is built: its remote function is this one.
+    monkeypatch.setattr(executors, "run_task", _dies_on_first_attempt(marker))
+    got = solve_distributed(inst, executor="ray", **kw)
+    monkeypatch.undo()
     assert marker.exists()  # the first attempt did die
     _accepted(inst, got)
     _same(solve_distributed(inst, **kw), got)

@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +20,17 @@ import pytest
 
 import slotalloc.solve  # noqa: F401  (sys.modules entry patched below)
 from conftest import DATA
-from slotalloc.exceptions import BookingError, DuplicateRequestError, UnknownRequestError
+from slotalloc.exceptions import (
+    AlreadyCancelledError,
+    BookingError,
+    DuplicateRequestError,
+    UnknownRequestError,
+)
 from slotalloc.io import load_instance, parse_event
 from slotalloc.models import Assignment, BookEvent, Child, Instance, Request, Solution, Status
 from slotalloc.online import replay
 from slotalloc.result import Result
+from slotalloc.service.chain import row_hash
 from slotalloc.service.ledger import (
     BookOp,
     DurableAllocator,
@@ -35,11 +42,12 @@ from slotalloc.service.ledger import (
     LedgerMismatchError,
     LedgerUnavailableError,
     LedgerWriteError,
+    NotPermittedError,
     RebalanceRejectedError,
     UnstorableEventError,
-    _row_hash,
     compact,
 )
+from slotalloc.service.ownership import Ownership
 from slotalloc.verify import verify
 
 
@@ -60,6 +68,12 @@ def crash(da: DurableAllocator) -> None:
     da._ledger.head_file.close()
     if da._lock_file is not None:
         da._lock_file.close()
+
+
+def head_of(da: DurableAllocator) -> tuple[int, bytes]:
+    """The last committed (seq, hash) as the head file records it."""
+    seq, h = da.head
+    return seq, bytes.fromhex(h)
 
 
 def apply_line(da: DurableAllocator, n: int, line: str) -> dict[str, Any]:
@@ -634,8 +648,8 @@ def test_regression_failed_commit_any_exception_changes_nothing(
         monkeypatch.setattr(HeadFile, "write", write)
     else:
         # Between applying an operation and appending its row (once: recovery hashes too).
-        mod = sys.modules["slotalloc.service.ledger"]
-        real_hash, calls_h = mod._row_hash, {"n": 0}
+        mod = sys.modules["slotalloc.service.journal"]
+        real_hash, calls_h = mod.row_hash, {"n": 0}
 
         def row_hash(*a: Any) -> bytes:
             calls_h["n"] += 1
@@ -643,7 +657,7 @@ def test_regression_failed_commit_any_exception_changes_nothing(
                 raise exc
             return real_hash(*a)
 
-        monkeypatch.setattr(mod, "_row_hash", row_hash)
+        monkeypatch.setattr(mod, "row_hash", row_hash)
     ops = [parse_event(x) for x in lines[60:70]]
     expected = LedgerWriteError if isinstance(exc, Exception) else type(exc)
     with pytest.raises(expected), da.transaction():
@@ -799,7 +813,7 @@ def test_head_file_one_commit_behind_is_kept(
     db = tmp_path / "l.db"
     da = DurableAllocator(instance, db, snapshot_every=0)
     run_stream(da, lines[:40])
-    prev = da._committed
+    prev = head_of(da)
     with da.transaction():
         run_stream(da, lines[40:50])
     live = export_json(da)
@@ -809,7 +823,7 @@ def test_head_file_one_commit_behind_is_kept(
         assert export_json(again) == live
     # Two transactions behind is not a crash artefact: refused.
     da = DurableAllocator(instance, db, snapshot_every=0)
-    old = da._committed
+    old = head_of(da)
     run_stream(da, lines[50:52])
     da._ledger.head_file.write(*old)
     crash(da)
@@ -873,7 +887,7 @@ def test_compaction_erases_a_cancelled_family(
     # The base row chains from the old head.
     rows = list(da._ledger.rows())
     assert [r.kind for r in rows] == ["base"]
-    assert rows[0].hash == _row_hash(
+    assert rows[0].hash == row_hash(
         bytes.fromhex(old_head[1]), report.base_seq, "base", rows[0].body, rows[0].result
     )
     # Ids stay used; the family can be booked again (its data was forgotten), others go on.
@@ -903,7 +917,7 @@ def test_compaction_that_fails_changes_nothing(
     def fail(*_: Any, **__: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sys.modules["slotalloc.service.ledger"], "_fsync_dir", fail)
+    monkeypatch.setattr(sys.modules["slotalloc.service.store"], "fsync_dir", fail)
     monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(LedgerWriteError):
         da.compact()
@@ -968,3 +982,48 @@ def test_background_checkpoint_keeps_checkpoints_out_of_commits(
     assert not da._ledger._checkpointer  # stopped with the ledger
     with DurableAllocator(instance, db, use_snapshots=False) as again:
         assert export_json(again) == live
+
+
+# ---------------------------------------------------------------- per-booking secrets
+
+
+def test_ownership_checks_and_survives_a_snapshot(instance: Instance, tmp_path: Path) -> None:
+    """Who may cancel or book again without an operator, live and after a restart."""
+    (kid,) = instance.requests[0].children
+    mine = Request(id="mine", children=(kid,), preferences=instance.requests[0].preferences)
+    again = Request(id="again", children=(kid,), preferences=mine.preferences)
+    db = tmp_path / "l.db"
+    with DurableAllocator(instance, db) as da:
+        da.book(mine, secret="s3cret-mine")
+    for snaps in (True, False):
+        with DurableAllocator(instance, db, use_snapshots=snaps) as da:
+            with pytest.raises(NotPermittedError, match="registered by another booking"):
+                da.book(again, proof="wrong", privileged=False)
+            with pytest.raises(NotPermittedError, match="needs its secret"):
+                da.cancel("mine", proof="wrong", privileged=False)
+            assert da.head[0] == 0  # refusals are not logged
+    with DurableAllocator(instance, db) as da:
+        da.cancel("mine", proof="s3cret-mine", privileged=False)
+        da.book(again, proof="s3cret-mine", privileged=False)  # the secret still owns the child
+        with pytest.raises(AlreadyCancelledError):
+            da.cancel("mine", proof="s3cret-mine", privileged=False)
+
+
+def test_ownership_round_trips_through_its_json() -> None:
+    kid_request = Request(id="r", children=("c1", "c2"), preferences=("s",))
+    own = Ownership()
+    own.note(kid_request, b"\x01" * 32)
+    own.note(kid_request, b"\x01" * 32)  # the same digest once per child
+    back = Ownership.from_json(json.loads(json.dumps(own.to_json())))
+    assert back.secrets == {"r": b"\x01" * 32} and back.owners == own.owners
+    assert back.owners["c1"] == [b"\x01" * 32]
+    assert back.may_cancel("r", b"\x01" * 32) and not back.may_cancel("r", b"\x02" * 32)
+    assert back.book_refusal(kid_request, b"\x01" * 32) is None
+    assert isinstance(back.book_refusal(kid_request, None), NotPermittedError)
+    back.forget("r")
+    assert not back.may_cancel("r", b"\x01" * 32)
+
+
+def test_the_ledger_side_imports_no_fastapi() -> None:
+    code = "import sys, slotalloc.service.ledger; assert 'fastapi' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

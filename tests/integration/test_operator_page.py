@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,21 +16,13 @@ pytest.importorskip("httpx")
 import httpx
 from fastapi.testclient import TestClient
 
-from slotalloc.io import load_instance
+import service_fixtures
+from service_fixtures import AUTH, BK, BOOKING, DATA, OP, OPERATOR, events, live_server
 from slotalloc.models import Instance
-from slotalloc.service.auth import AuthConfig
 from slotalloc.service.ledger import DurableAllocator
 from slotalloc.service.operator_page import COOKIE_NAME, OperatorSessions
-from slotalloc.service.server import build_server, create_app
+from slotalloc.service.server import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
-
-OPERATOR = "operator-token-0123456789abcdef"
-BOOKING = "booking-token-0123456789abcdef"
-AUTH = AuthConfig.from_json({"operator": [OPERATOR], "booking": [BOOKING]})
-OP = {"Authorization": f"Bearer {OPERATOR}"}
-BK = {"Authorization": f"Bearer {BOOKING}"}
 NASTY = "XI-000/<b>&\"am'</b>"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -43,25 +30,13 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 # ---------------------------------------------------------------- fixtures and helpers
 
-
-@pytest.fixture()
-def alloc(tmp_path: Path) -> Iterator[DurableAllocator]:
-    da = DurableAllocator(load_instance(DATA / "sample-events.json"), tmp_path / "l.db")
-    yield da
-    da.close()
-
-
-@pytest.fixture()
-def client(alloc: DurableAllocator) -> Iterator[TestClient]:
-    """A client sending no credential unless a test adds one."""
-    with TestClient(create_app(alloc, AUTH)) as c:
-        yield c
+alloc = service_fixtures.alloc
+client = service_fixtures.client
 
 
 def replay_events(http: Any) -> None:
     """Send tests/data/sample-events.jsonl as bookings and cancellations (operator)."""
-    for line in (DATA / "sample-events.jsonl").read_text().splitlines():
-        ev = json.loads(line)
+    for ev in events():
         op = ev.pop("op", None) if isinstance(ev, dict) else None
         if op == "cancel" and isinstance(ev.get("request"), str) and len(ev) == 1:
             r = http.delete(f"/bookings/{ev['request']}", headers=OP)
@@ -451,31 +426,6 @@ def test_pooled_staffing_shows_fractions(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- a real browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def live_server(alloc: DurableAllocator) -> Iterator[str]:
-    app = create_app(alloc, AUTH)
-    port = free_port()
-    server = build_server(app, "127.0.0.1", port)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        t.join(15)
-
-
 def chromium_driver(profile: Path) -> Any:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip(
@@ -529,10 +479,13 @@ def test_a_browser_logs_in_and_reads_the_figures(alloc: DurableAllocator, tmp_pa
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        with live_server(alloc) as url, httpx.Client(base_url=url, timeout=60) as http:
+        with (
+            live_server(create_app(alloc, AUTH)) as live,
+            httpx.Client(base_url=live.url, timeout=60) as http,
+        ):
             replay_events(http)
             driver.set_page_load_timeout(60)
-            driver.get(url + "/")
+            driver.get(live.url + "/")
             assert driver.find_elements(By.CSS_SELECTOR, "form[data-login]")
             assert not driver.find_elements(By.CSS_SELECTOR, "tr[data-session]")
             driver.find_element(By.NAME, "token").send_keys(OPERATOR)
@@ -554,7 +507,7 @@ def test_a_browser_logs_in_and_reads_the_figures(alloc: DurableAllocator, tmp_pa
 
             reply = http.post("/rebalance", json={"method": "auto", "time_limit": 5}, headers=OP)
             assert reply.status_code == 200, reply.text
-            driver.get(url + "/")
+            driver.get(live.url + "/")
             page = dom_figures(driver)
             assert_page_matches(
                 page, http.get("/sessions", headers=OP).json()["sessions"], len(alloc.waitlist())

@@ -78,3 +78,29 @@ def test_report_renders_in_a_headless_browser(report_dir: Path) -> None:
         check=False,
     )
     assert shot.exists() and shot.stat().st_size > 20000
+
+
+def test_the_report_opens_against_fcfs_and_exports_csvs(report_dir: Path) -> None:
+    import csv
+
+    html = (report_dir / "index.html").read_text(encoding="utf-8")
+    assert "Against first come, first served" in html
+    rosters = list(csv.reader((report_dir / "rosters.csv").open(encoding="utf-8")))
+    unserved = list(csv.reader((report_dir / "unserved.csv").open(encoding="utf-8")))
+    assert rosters[0][:2] == ["site", "session"] and unserved[0][0] == "request"
+    assert len(rosters) > 1
+
+
+def test_a_plan_below_fcfs_for_a_group_is_warned(tmp_path: Path) -> None:
+    from slotalloc import solve
+    from slotalloc.analysis.report import write_report
+    from slotalloc.io import load_instance
+
+    inst = load_instance(DATA / "sample-tight.json")
+    res = solve(inst, time_limit=3, seed=0, deterministic=True)
+    write_report(inst, res.to_solution(), tmp_path)
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    from slotalloc.analysis.audit import fairness_report
+
+    rep = fairness_report(inst, [(a.request, a.session) for a in res.assignments])
+    assert ("Warning:" in html) == bool(rep.below_fcfs)

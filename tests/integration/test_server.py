@@ -16,37 +16,24 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
-from slotalloc.io import load_instance
+import service_fixtures
+from service_fixtures import AUTH, DATA, OP, OPERATOR, events
 from slotalloc.models import Instance, Solution
-from slotalloc.service.auth import AuthConfig
+from slotalloc.service.auth import bearer_token
 from slotalloc.service.ledger import DurableAllocator
 from slotalloc.service.server import MAX_BODY_BYTES, create_app
 from slotalloc.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
 
-OPERATOR = "operator-token-0123456789abcdef"
-BOOKING = "booking-token-0123456789abcdef"
-AUTH = AuthConfig.from_json({"operator": [OPERATOR], "booking": [BOOKING]})
-OP = {"Authorization": f"Bearer {OPERATOR}"}
-
-
-@pytest.fixture()
-def alloc(tmp_path: Path) -> Iterator[DurableAllocator]:
-    da = DurableAllocator(load_instance(DATA / "sample-events.json"), tmp_path / "l.db")
-    yield da
-    da.close()
+alloc = service_fixtures.alloc
 
 
 @pytest.fixture()
 def client(alloc: DurableAllocator) -> Iterator[TestClient]:
+    """A client sending the operator's token by default."""
     with TestClient(create_app(alloc, AUTH), headers=OP) as c:
         yield c
-
-
-def events() -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (DATA / "sample-events.jsonl").read_text().splitlines()]
 
 
 def book_bodies() -> list[dict[str, Any]]:
@@ -104,6 +91,41 @@ def test_the_sample_stream_over_http_gives_the_reference_decisions(client: TestC
     inst = Instance.model_validate(exported["instance"])
     sol = Solution.model_validate(exported["solution"])
     assert verify(inst, sol).accepted
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("BEARER abc", "abc"),
+        ("Bearer ", None),
+        ("Basic abc", None),
+        ("Bearerabc", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_bearer_token_reads_one_header_value(value: str | None, token: str | None) -> None:
+    assert bearer_token(value) == token
+
+
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [("bearer  TOKEN ", True), ("Basic TOKEN", False), ("Bearer ", False)],
+)
+def test_the_write_path_and_the_routes_read_the_token_alike(
+    alloc: DurableAllocator, header: str, accepted: bool
+) -> None:
+    """POST and DELETE /bookings skip FastAPI's routing; every path reads the header alike."""
+    auth = {"Authorization": header.replace("TOKEN", OPERATOR)}
+    (body,) = book_bodies()[:1]
+    rid = body["request"]["id"]
+    with TestClient(create_app(alloc, AUTH)) as c:
+        assert (c.post("/bookings", json=body, headers=auth).status_code == 201) is accepted
+        assert (c.get(f"/bookings/{rid}", headers=auth).status_code == 200) is accepted
+        assert (c.delete(f"/bookings/{rid}", headers=auth).status_code == 200) is accepted
+        assert ("ledger_seq" in c.get("/healthz", headers=auth).json()) is accepted
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ valid and invalid requests from the same schema
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import logging
@@ -23,8 +22,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,26 +37,26 @@ import jsonschema
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from slotalloc.io import load_instance
+import service_fixtures
+from service_fixtures import (
+    AUTH,
+    BK,
+    BOOKING,
+    DATA,
+    OP,
+    OPERATOR,
+    PR,
+    events,
+    free_port,
+    live_server,
+    sample_instance,
+    state,
+)
 from slotalloc.models import Instance, Solution
 from slotalloc.rules import Rule
-from slotalloc.service.auth import AuthConfig
 from slotalloc.service.ledger import DurableAllocator, Ledger, RebalanceBusyError
 from slotalloc.service.server import DEFAULT_PAGE, MAX_PAGE, Limits, build_server, create_app
 from slotalloc.verify import verify
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
-
-OPERATOR = "operator-token-0123456789abcdef"
-BOOKING = "booking-token-0123456789abcdef"
-PRIORITY = "priority-token-0123456789abcdef"
-AUTH = AuthConfig.from_json(
-    {"operator": [OPERATOR], "booking": [BOOKING, {"token": PRIORITY, "may_set_priority": True}]}
-)
-OP = {"Authorization": f"Bearer {OPERATOR}"}
-BK = {"Authorization": f"Bearer {BOOKING}"}
-PR = {"Authorization": f"Bearer {PRIORITY}"}
 
 #: Pages outside the API that the schema rightly leaves out.
 UNDOCUMENTED = {"/docs", "/openapi.json"}
@@ -139,11 +136,7 @@ class Contract:
         }
 
 
-@pytest.fixture()
-def alloc(tmp_path: Path) -> Iterator[DurableAllocator]:
-    da = DurableAllocator(load_instance(DATA / "sample-events.json"), tmp_path / "l.db")
-    yield da
-    da.close()
+alloc = service_fixtures.alloc
 
 
 @pytest.fixture()
@@ -163,10 +156,6 @@ def client(app: FastAPI, contract: Contract) -> Iterator[TestClient]:
         yield c
 
 
-def events() -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (DATA / "sample-events.jsonl").read_text().splitlines()]
-
-
 def body_for(
     rid: str,
     prefs: list[str],
@@ -183,10 +172,6 @@ def body_for(
         "request": {"id": rid, "children": [kid["id"]], "preferences": prefs, **kw},
         "children": [kid],
     }
-
-
-def state(client: TestClient, alloc: DurableAllocator) -> tuple[Any, Any]:
-    return alloc.head, client.get("/export", headers=OP).json()
 
 
 def fill(client: TestClient, session: str, prefix: str, born: str) -> list[dict[str, Any]]:
@@ -377,7 +362,10 @@ def test_a_slow_body_gets_its_documented_408(alloc: DurableAllocator) -> None:
     limits = Limits(body_timeout=0.3, header_timeout=5)
     app = create_app(alloc, AUTH, limits=limits)
     contract = Contract(app.openapi())
-    with live_server(app, limits) as port, socket.create_connection(("127.0.0.1", port), 5) as s:
+    with (
+        live_server(app, limits) as live,
+        socket.create_connection(("127.0.0.1", live.port), 5) as s,
+    ):
         s.sendall(
             b"POST /bookings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer " + BOOKING.encode() + b'\r\nContent-Length: 100\r\n\r\n{"re'
@@ -652,7 +640,7 @@ def test_operator_queries_by_child_and_household(
 def test_sessions_are_paged(
     client: TestClient, alloc: DurableAllocator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inst = load_instance(DATA / "sample-events.json")
+    inst = sample_instance()
     for ev in events()[:60]:
         if ev.pop("op") == "book":
             client.post("/bookings", json=ev, headers=OP)
@@ -820,8 +808,8 @@ def test_docs_render_in_a_browser_cut_off_from_the_network(
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.skip("no headless Chromium at /usr/bin/chromium (apt-get install chromium)")
     app = create_app(alloc, AUTH)
-    with live_server(app) as port:
-        url = f"http://127.0.0.1:{port}/docs"
+    with live_server(app) as live:
+        url = f"{live.url}/docs"
         out = subprocess.run(
             [
                 CHROMIUM,
@@ -849,33 +837,6 @@ def test_docs_render_in_a_browser_cut_off_from_the_network(
     assert "Unable to render" not in dom
     for path in ("/bookings/{request_id}", "/sessions", "/rebalance", "/healthz"):
         assert f'data-path="{path}"' in dom, path
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def live_server(app: FastAPI, limits: Limits | None = None) -> Iterator[int]:
-    port = free_port()
-    server = build_server(app, "127.0.0.1", port, limits=limits)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        t.join(15)
 
 
 def test_export_and_rebalance_replies_match_their_schemas(client: TestClient) -> None:

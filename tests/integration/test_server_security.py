@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,41 +27,32 @@ pytest.importorskip("httpx")
 import httpx
 from fastapi.testclient import TestClient
 
+import service_fixtures
 import slotalloc.solve
+from service_fixtures import (
+    AUTH,
+    BK,
+    BOOKING,
+    DATA,
+    OP,
+    OPERATOR,
+    PR,
+    free_port,
+    live_server,
+    state,
+)
 from slotalloc.io import load_instance
 from slotalloc.models import Assignment, Instance, Solution, Status
 from slotalloc.online import Allocator
 from slotalloc.result import Result
-from slotalloc.service.auth import AuthConfig
 from slotalloc.service.ledger import DurableAllocator, Ledger
-from slotalloc.service.server import Limits, OneLineFormatter, build_server, create_app
+from slotalloc.service.server import Limits, OneLineFormatter, create_app
 from slotalloc.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
 
-OPERATOR = "operator-token-0123456789abcdef"
-BOOKING = "booking-token-0123456789abcdef"
-PRIORITY = "priority-token-0123456789abcdef"
-AUTH = AuthConfig.from_json(
-    {"operator": [OPERATOR], "booking": [BOOKING, {"token": PRIORITY, "may_set_priority": True}]}
-)
-OP = {"Authorization": f"Bearer {OPERATOR}"}
-BK = {"Authorization": f"Bearer {BOOKING}"}
-PR = {"Authorization": f"Bearer {PRIORITY}"}
-
-
-@pytest.fixture()
-def alloc(tmp_path: Path) -> Iterator[DurableAllocator]:
-    da = DurableAllocator(load_instance(DATA / "sample-events.json"), tmp_path / "l.db")
-    yield da
-    da.close()
-
-
-@pytest.fixture()
-def client(alloc: DurableAllocator) -> Iterator[TestClient]:
-    with TestClient(create_app(alloc, AUTH)) as c:
-        yield c
+alloc = service_fixtures.alloc
+client = service_fixtures.client
 
 
 def session_ids(alloc: DurableAllocator) -> list[str]:
@@ -76,10 +66,6 @@ def body_for(
     prefs = alloc.session_ids[:10]
     req = {"id": rid, "children": [child], "preferences": prefs, **kw}
     return {"request": req, "children": [{"id": child, "birth_date": born}]}
-
-
-def state(client: TestClient, alloc: DurableAllocator) -> tuple[Any, Any]:
-    return alloc.head, client.get("/export", headers=OP).json()
 
 
 # ---------------------------------------------------------------- access
@@ -429,36 +415,13 @@ def test_regression_log_lines_are_one_line() -> None:
 # ---------------------------------------------------------------- live server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def live_server(alloc: DurableAllocator, limits: Limits | None = None) -> Iterator[tuple[str, Any]]:
-    app = create_app(alloc, AUTH, limits=limits)
-    port = free_port()
-    server = build_server(app, "127.0.0.1", port, limits=limits)
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        t.join(15)
-
-
 def test_regression_receipt_matches_row_under_concurrency(alloc: DurableAllocator) -> None:
     receipts: list[tuple[int, str, str, dict[str, Any]]] = []
     late: list[tuple[int, int]] = []
     lock = threading.Lock()
-    with live_server(alloc) as (url, app):
+    app = create_app(alloc, AUTH)
+    with live_server(app) as live:
+        url = live.url
 
         def worker(w: int) -> None:
             with httpx.Client(base_url=url, headers=BK, timeout=30) as http:
@@ -506,8 +469,8 @@ def test_regression_receipt_matches_row_under_concurrency(alloc: DurableAllocato
 
 def test_regression_slow_partial_request_dropped(alloc: DurableAllocator) -> None:
     limits = Limits(header_timeout=0.5, body_timeout=0.5, keep_alive=1)
-    with live_server(alloc, limits) as (url, _app):
-        port = int(url.rsplit(":", 1)[1])
+    with live_server(create_app(alloc, AUTH, limits=limits), limits) as live:
+        url, port = live.url, live.port
         # Headers that never finish: the connection is closed.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(b"POST /bookings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
@@ -548,8 +511,9 @@ def test_regression_large_request_head_refused(client: TestClient, alloc: Durabl
 
 
 def test_regression_connection_cap(alloc: DurableAllocator) -> None:
-    with live_server(alloc, Limits(max_connections=5, header_timeout=5)) as (url, _app):
-        port = int(url.rsplit(":", 1)[1])
+    limits = Limits(max_connections=5, header_timeout=5)
+    with live_server(create_app(alloc, AUTH, limits=limits), limits) as live:
+        url, port = live.url, live.port
         held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
         time.sleep(0.2)
         extra = socket.create_connection(("127.0.0.1", port), timeout=5)

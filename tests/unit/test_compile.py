@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 
 from conftest import sample_instance
-from slotalloc.compile import age_months, compile_instance, group_of
+from slotalloc.compile import compile_instance
 from slotalloc.models import Instance
+from slotalloc.rules import age_months, group_of
 from strategies import instances
 
 

@@ -7,17 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from conftest import sample_instance
 from slotalloc import Instance, Status, solve
 from slotalloc.analysis.explain import explain
+from slotalloc.rules import Rule
 from slotalloc.verify import check_assignment, score_of
 from strategies import instances
-
-VERIFIER_RULE = {
-    "eligibility": "2-eligibility",
-    "capacity": "3-capacity",
-    "group_cap": "3-group-cap",
-    "caregivers": "3-caregivers",
-    "overlap": "4-overlap",
-    "max_sessions_per_child": "5-per-child-cap",
-}
 
 
 def _check_consistency(inst: Instance) -> int:
@@ -34,10 +26,10 @@ def _check_consistency(inst: Instance) -> int:
             # first-come-first-served leaves nothing addable (a dropped booking is not retried)
             assert not exp.could_be_added
         for p in exp.preferences:
-            if any(b.rule == "locked" for b in p.blockers):
+            if any(b.rule is Rule.LOCKED for b in p.blockers):
                 continue
             found = {v.rule for v in check_assignment(inst, [*pairs, (exp.request, p.session)])}
-            named = {VERIFIER_RULE[b.rule] for b in p.blockers}
+            named = {b.rule.code for b in p.blockers}
             if exp.request in booked and not named:
                 assert check_assignment(inst, [*pairs, (exp.request, p.session)]) == []
                 continue

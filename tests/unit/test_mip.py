@@ -137,9 +137,9 @@ def test_regression_valid_bookings_spend_no_budget_on_a_bookings_phase() -> None
     # bookings-only phase used to take 60% of the budget all the same.
     inst = generate_xiamen(22, 3000, 12, bookings=1.0, locked=0.1)
     res = checked(inst, solve(inst, time_limit=3, seed=0, deterministic=True))
-    assert res.stats["bookings_all_kept"] is True
-    assert "rebalance_bookings_score" not in res.stats
-    assert "bookings_mip_seconds" not in res.stats
+    assert res.stats.figures["bookings_all_kept"] is True
+    assert "rebalance_bookings_score" not in res.stats.figures
+    assert "bookings_mip_seconds" not in res.stats.figures
 
 
 def test_regression_cut_bookings_arranged_exactly_before_the_search() -> None:

@@ -1,5 +1,8 @@
 """The Allocator's state API: status, occupancy, apply/full_scan, used ids, state/restore.
 
+Also what a caller finds without the source: ``book`` given mappings, ``len``,
+iteration and ``in``, and the documented examples, which are run.
+
 Every check of a state goes through ``slotalloc.verify.verify`` on ``export()``,
 and ``apply`` is compared with the plain reference model
 (``tests/reference_online.py``): the changes are valid exactly when the
@@ -9,6 +12,7 @@ the same requests.
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import random
@@ -18,6 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from conftest import DATA, sample_instance
 from reference_online import ReferenceOnline, RefError, RefInvalidState
@@ -401,3 +406,100 @@ def test_restore_refuses_a_bad_state(streamed: tuple[Instance, Allocator]) -> No
         assert "fits" in str(e)
     else:
         assert again.full_scan() == []
+
+
+# ---------------------------------------------------------------- found without the source
+
+
+def test_book_takes_mappings_as_the_models_would() -> None:
+    inst = sample_instance("sample-events")
+    lines = events_lines()
+    by_models, by_dicts = Allocator(inst), Allocator(inst)
+    want = run(by_models, lines)
+    got: list[Any] = []
+    for line in lines:
+        event_ = parse_event(line)
+        try:
+            if isinstance(event_, BookEvent):
+                req = event_.request.model_dump(mode="json", exclude_none=True)
+                kids = [c.model_dump(mode="json") for c in event_.children or ()]
+                d = by_dicts.book(req, kids)
+                got.append((d.request, d.session))
+            else:
+                c = by_dicts.cancel(event_.request)
+                got.append((c.request, c.session, list(c.promoted)))
+        except BookingError as e:
+            got.append(type(e))
+    assert got == want
+    assert whole(by_dicts) == whole(by_models)
+
+
+def test_book_refuses_what_is_neither_a_model_nor_a_mapping() -> None:
+    inst = sample_instance("sample-events")
+    alloc = Allocator(inst)
+    before = whole(alloc)
+    sid = inst.sessions[0].id
+    for bad in ("r-1", 7, None, [("id", "r-1")]):
+        with pytest.raises(TypeError, match="Request or a mapping"):
+            alloc.book(bad)  # type: ignore[arg-type]
+    request = {"id": "new-1", "children": ["k-1"], "preferences": [sid]}
+    with pytest.raises(TypeError, match="Child objects or mappings"):
+        alloc.book(request, ["k-1"])  # type: ignore[list-item]
+    with pytest.raises(ValidationError):
+        alloc.book({"id": "new-1", "children": [], "preferences": [sid]})
+    with pytest.raises(ValidationError):
+        alloc.book(request, [{"id": "k-1", "birth_date": "not a date"}])
+    assert whole(alloc) == before
+
+
+def test_len_iter_and_in_read_the_live_requests(streamed: tuple[Instance, Allocator]) -> None:
+    alloc = streamed[1]
+    exported = [r.id for r in alloc.export()[0].requests]
+    statuses = list(alloc)
+    assert len(alloc) == len(statuses) == len(exported)
+    assert [s.request for s in statuses] == exported
+    assert statuses == [alloc.status(rid) for rid in exported]
+    assert not any(s.cancelled for s in statuses)
+    assert [s.request for s in statuses if s.waitlisted] == alloc.waitlist()
+    assert all(rid in alloc for rid in exported)
+    gone = next(r for r in _book_requests() if alloc.status(r.id).cancelled).id
+    assert gone not in alloc and "never-used" not in alloc
+    assert 3 not in alloc
+
+
+def _examples_of(obj: Any) -> list[doctest.DocTest]:
+    finder = doctest.DocTestFinder(recurse=False)
+    return [t for t in finder.find(obj, getattr(obj, "__qualname__", None)) if t.examples]
+
+
+def test_the_documented_examples_run() -> None:
+    """The Allocator example builds ``alloc``; every method example runs on a fresh one."""
+    (setup,) = _examples_of(Allocator)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+
+    def check(test: doctest.DocTest, globs: dict[str, Any]) -> None:
+        test.globs = globs
+        result = runner.run(test, clear_globs=False)
+        assert result.failed == 0 and result.attempted == len(test.examples), test.name
+
+    check(setup, {})
+    documented = [
+        "held",
+        "waitlist",
+        "status",
+        "requests_of",
+        "occupancy",
+        "occupancies",
+        "__len__",
+        "__iter__",
+        "__contains__",
+        "book",
+        "cancel",
+    ]
+    for name in documented:
+        tests = _examples_of(getattr(Allocator, name))
+        assert tests, f"Allocator.{name} has no example"
+        for test in tests:
+            fresh: dict[str, Any] = {}
+            check(setup, fresh)
+            check(test, fresh)

@@ -30,7 +30,8 @@ from slotalloc.scenarios.xiamen import generate_xiamen
 
 
 def _check_index(alloc: Allocator) -> None:
-    wait = alloc._wait
+    wl = alloc._waitlist
+    wait = wl.by_seq
     G = alloc._G
     want_sg: dict[int, list[int]] = {}
     want_c: dict[int, list[int]] = {}
@@ -43,16 +44,16 @@ def _check_index(alloc: Allocator) -> None:
                 want_sg.setdefault(s * G + g, []).append(seq)
         for ci in rec.kids:
             want_c.setdefault(ci, []).append(seq)
-    for k, q in enumerate(alloc._wait_sg):
+    for k, q in enumerate(wl.by_slot):
         seqs = list(q)
         assert seqs == sorted(seqs)
         stale = sum(1 for x in seqs if x not in wait)
-        assert alloc._sg_stale[k] == stale
+        assert wl.stale[k] == stale
         assert 2 * stale <= len(seqs)
         if seqs:
             assert seqs[0] in wait
         assert [x for x in seqs if x in wait] == want_sg.get(k, [])
-    assert {ci: list(v) for ci, v in alloc._wait_c.items()} == want_c
+    assert {ci: list(v) for ci, v in wl.by_child.items()} == want_c
 
 
 def _late(inst: Instance, n: int, rng: random.Random) -> list[tuple[Request, tuple[Child, ...]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -83,6 +84,32 @@ def test_progress_callback_reports_incumbents_and_bounds() -> None:
     assert all(p.elapsed >= 0 for p in seen)
 
 
+def test_progress_is_a_frozen_dataclass_with_a_gap() -> None:
+    p = Progress(95, 100, 0.5)
+    assert p.gap == pytest.approx(0.05)
+    assert Progress(5, None, 0.0).gap is None
+    assert p == Progress(95, 100, 0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.score = 1  # type: ignore[misc]
+
+
+def test_regression_improved_dropped_the_bound_passed_to_it() -> None:
+    # The optimiser's progress helper took a bound and reported the old one:
+    # ``improved(score, bound)`` must report the tighter bound it was given.
+    from slotalloc.solver.optimizer import _Progress
+
+    seen: list[tuple[int, int | None]] = []
+    progress = _Progress(lambda s, b: seen.append((s, b)), 10, 100)
+    progress.improved(12, 90)
+    assert seen == [(12, 90)]
+    progress.improved(11, 95)  # neither better nor tighter: nothing to report
+    assert seen == [(12, 90)]
+    progress.improved(12, 80)  # a tighter bound alone is news too
+    progress.improved(13)  # no bound given: the best known one goes with it
+    assert seen == [(12, 90), (12, 80), (13, 80)]
+    assert (progress.best, progress.bound) == (13, 80)
+
+
 def test_compiled_kwarg_still_accepted() -> None:
     inst = sample_instance("sample-small")
     res = solve(inst, compiled=compile_instance(inst), time_limit=5, deterministic=True)
@@ -145,8 +172,9 @@ def test_lns_path_is_deterministic_and_verified() -> None:
     # A budget large enough for the multiplier search to run too.
     runs = [solve(inst, time_limit=3.0, deterministic=True, seed=1) for _ in range(2)]
     a, b = runs
-    assert a.stats["strategy"] == "lns"
-    assert isinstance(a.stats["multiplier_steps"], int) and a.stats["multiplier_steps"] > 0
+    assert a.stats.strategy == "lns"
+    steps = a.stats.figures["multiplier_steps"]
+    assert isinstance(steps, int) and steps > 0
     assert (a.status, a.score, a.bound, a.assignments) == (
         b.status,
         b.score,

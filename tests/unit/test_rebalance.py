@@ -195,8 +195,8 @@ def test_caregiver_cut_rebalance_searches_the_bookings_first() -> None:
     # one neighbourhood); the bookings are now searched alone first.
     inst = _district_with_a_caregiver_cut()
     res = checked(inst, solve(inst, time_limit=3, seed=0, deterministic=True))
-    assert res.stats.get("strategy") == "lns"
-    assert "rebalance_bookings_score" in res.stats
+    assert res.stats.strategy == "lns"
+    assert "rebalance_bookings_score" in res.stats.figures
     again = solve(inst, time_limit=3, seed=0, deterministic=True)
     assert (again.score, again.assignments) == (res.score, res.assignments)
     fcfs = checked(inst, solve(inst, method="fcfs"))

@@ -5,8 +5,11 @@ every rule that stops the request from joining that session *in the given
 solution* (FORMAT §2 rules 2-5), with the figures behind it, and says whether
 the request could take the place by displacing lower-scoring requests.
 
-Eligibility comes from the compiler (the one place it is decided); the session
-and child figures are counted from the solution's assignments.
+Every check is one of :mod:`slotalloc.rules` (the compiler's arcs for
+eligibility, :func:`~slotalloc.rules.session_excess` and
+:func:`~slotalloc.rules.child_conflicts` for rules 3-5), and every blocker
+names its rule by :class:`~slotalloc.rules.Rule`; the session and child
+figures are counted from the solution's assignments.
 """
 
 from __future__ import annotations
@@ -14,8 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from slotalloc.compile import Compiled, age_months, compile_instance
+from slotalloc.compile import Compiled, compile_instance
 from slotalloc.models import Instance, Solution
+from slotalloc.rules import (
+    Rule,
+    age_months,
+    child_conflicts,
+    group_at_age,
+    ineligibility,
+    session_excess,
+)
 
 __all__ = ["Blocker", "PreferenceExplanation", "RequestExplanation", "explain"]
 
@@ -24,11 +35,13 @@ __all__ = ["Blocker", "PreferenceExplanation", "RequestExplanation", "explain"]
 class Blocker:
     """One rule that stops a request from joining a session.
 
-    ``rule`` is one of ``eligibility``, ``capacity``, ``group_cap``,
-    ``caregivers``, ``overlap``, ``max_sessions_per_child``.
+    ``rule`` is :attr:`Rule.ELIGIBILITY`, :attr:`Rule.LOCKED`,
+    :attr:`Rule.CAPACITY`, :attr:`Rule.GROUP_CAP`, :attr:`Rule.CAREGIVERS`,
+    :attr:`Rule.OVERLAP` or :attr:`Rule.PER_CHILD_CAP` (a string enum: its
+    value, e.g. ``"capacity"``, is what JSON carries).
     """
 
-    rule: str
+    rule: Rule
     message: str
     children: tuple[str, ...] = ()
     sessions: tuple[str, ...] = ()
@@ -93,110 +106,105 @@ class _Counts:
             else:
                 held.remove((s, r))
 
-    def need(self, s: int, extra: list[int]) -> tuple[int, int]:
-        """Caregivers needed with ``extra`` children per group added, and the scale."""
-        return self.c.caregiver_need([n + k for n, k in zip(self.groups[s], extra, strict=True)])
-
     def session_blockers(self, r: int, s: int) -> list[Blocker]:
+        """Rule 3: what stops request ``r`` from joining session ``s`` as it stands."""
         c = self.c
         sid = c.session_ids[s]
         size = int(c.req_size[r])
         extra = _group_counts(c, r, s)
+        have = self.groups[s]
+        after = [n + k for n, k in zip(have, extra, strict=True)]
+        joining = [g for g, k in enumerate(extra) if k]
         out: list[Blocker] = []
-        if self.taken[s] + size > c.capacity[s]:
-            out.append(
-                Blocker(
-                    "capacity",
+        for rule, g in session_excess(c, s, self.taken[s] + size, after, joining):
+            if rule is Rule.CAPACITY:
+                message = (
                     f"{sid} has {self.taken[s]} of "
-                    f"{int(c.capacity[s])} places taken; the request needs {size}",
-                    sessions=(sid,),
+                    f"{int(c.capacity[s])} places taken; the request needs {size}"
                 )
-            )
-        for g, k in enumerate(extra):
-            if k and self.groups[s][g] + k > c.group_cap[s, g]:
-                out.append(
-                    Blocker(
-                        "group_cap",
-                        f"{sid} has {self.groups[s][g]} "
-                        f"{c.group_names[g]} children of at most "
-                        f"{int(c.group_cap[s, g])}; the request brings {k}",
-                        sessions=(sid,),
-                    )
+            elif rule is Rule.GROUP_CAP:
+                message = (
+                    f"{sid} has {have[g]} {c.group_names[g]} children of at most "
+                    f"{int(c.group_cap[s, g])}; the request brings {extra[g]}"
                 )
-        need, scale = self.need(s, extra)
-        if need > c.caregivers[s] * scale:
-            shown = f"{need}/{scale}" if scale > 1 else str(need)
-            out.append(
-                Blocker(
-                    "caregivers",
-                    f"{sid} would need {shown} caregivers; {int(c.caregivers[s])} are on duty",
-                    sessions=(sid,),
-                )
-            )
+            else:
+                need, scale = c.caregiver_need(after)
+                shown = f"{need}/{scale}" if scale > 1 else str(need)
+                message = f"{sid} would need {shown} caregivers; {int(c.caregivers[s])} are on duty"
+            out.append(Blocker(rule, message, sessions=(sid,)))
         return out
 
     def child_blockers(self, r: int, s: int) -> list[Blocker]:
+        """Rules 4 and 5: what stops the children of request ``r`` from joining session ``s``."""
         c = self.c
         out: list[Blocker] = []
-        cap = c.max_sessions_per_child
         for ch in self._children(r):
             held = self.child_sessions.get(ch, [])
             cid = c.child_ids[ch]
-            for t, q in held:
-                if c.start[s] < c.end[t] and c.start[t] < c.end[s]:
+            for rule, i in child_conflicts(c, s, [t for t, _ in held]):
+                if rule is Rule.OVERLAP:
+                    t, q = held[i]
                     out.append(
                         Blocker(
-                            "overlap",
+                            rule,
                             f"child {cid} already holds {c.session_ids[t]} (request "
                             f"{c.request_ids[q]}), which overlaps {c.session_ids[s]}",
                             children=(cid,),
                             sessions=(c.session_ids[t],),
                         )
                     )
-            if cap and len(held) >= cap:
-                out.append(
-                    Blocker(
-                        "max_sessions_per_child",
-                        f"child {cid} already holds {len(held)} sessions, the most allowed",
-                        children=(cid,),
-                        sessions=tuple(c.session_ids[t] for t, _ in held),
+                else:
+                    out.append(
+                        Blocker(
+                            rule,
+                            f"child {cid} already holds {len(held)} sessions, the most allowed",
+                            children=(cid,),
+                            sessions=tuple(c.session_ids[t] for t, _ in held),
+                        )
                     )
-                )
         return out
+
+
+def _ages(c: Compiled, r: int, s: int) -> list[tuple[int, int]]:
+    """(child, age in months on the session's date) for each child of request ``r``."""
+    sy, sm, sd = (int(v) for v in c.sess_date[s])
+    out = []
+    for ch in c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist():
+        by, bm, bd = (int(v) for v in c.birth[ch])
+        out.append((ch, age_months(by, bm, bd, sy, sm, sd)))
+    return out
 
 
 def _group_counts(c: Compiled, r: int, s: int) -> list[int]:
     """Children of request r per age group in session s (by age alone, as the verifier counts)."""
     counts = [0] * c.n_groups
-    sy, sm, sd = (int(v) for v in c.sess_date[s])
-    for ch in c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist():
-        by, bm, bd = (int(v) for v in c.birth[ch])
-        a = age_months(by, bm, bd, sy, sm, sd)
-        if 0 <= a < c.month_group.shape[0] and c.month_group[a] >= 0:
-            counts[int(c.month_group[a])] += 1
+    for _ch, a in _ages(c, r, s):
+        g = group_at_age(a, c.month_group)
+        if g >= 0:
+            counts[g] += 1
     return counts
 
 
+_WHY = {
+    "unborn": "is not yet born",
+    "age_range": "is {a} months old; the session takes [{lo}, {hi}) months",
+    "no_group": "is {a} months old, in no age group of the policy",
+}
+
+
 def _ineligible(c: Compiled, instance: Instance, r: int, s: int) -> list[Blocker]:
+    """Rule 2: a blocker per child of request ``r`` that session ``s`` does not admit."""
     sess = instance.sessions[s]
     lo, hi = int(c.min_months[s]), int(c.max_months[s])
-    sy, sm, sd = (int(v) for v in c.sess_date[s])
     out: list[Blocker] = []
-    for ch in c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist():
-        by, bm, bd = (int(v) for v in c.birth[ch])
-        a = age_months(by, bm, bd, sy, sm, sd)
-        in_group = 0 <= a < c.month_group.shape[0] and c.month_group[a] >= 0
-        if a < 0:
-            why = "is not yet born"
-        elif not lo <= a < hi:
-            why = f"is {a} months old; the session takes [{lo}, {hi}) months"
-        elif not in_group:
-            why = f"is {a} months old, in no age group of the policy"
-        else:
+    for ch, a in _ages(c, r, s):
+        reason = ineligibility(a, lo, hi, c.month_group)
+        if reason is None:
             continue
+        why = _WHY[reason].format(a=a, lo=lo, hi=hi)
         out.append(
             Blocker(
-                "eligibility",
+                Rule.ELIGIBILITY,
                 f"child {c.child_ids[ch]} {why} on {sess.start.date().isoformat()}",
                 children=(c.child_ids[ch],),
                 sessions=(sess.id,),
@@ -283,7 +291,7 @@ def explain(
                 a = arc_of.get((r, s))
                 eligibility = [] if a is not None else _ineligible(c, instance, r, s)
                 if a is None and not eligibility and c.locked[r]:
-                    eligibility = [Blocker("locked", f"{req.id} is locked elsewhere")]
+                    eligibility = [Blocker(Rule.LOCKED, f"{req.id} is locked elsewhere")]
                 session_level = counts.session_blockers(r, s)
                 child_level = counts.child_blockers(r, s)
                 disp = None

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from slotalloc.compile import age_months
 from slotalloc.models import Assignment, Instance
+from slotalloc.rules import age_months, group_at_age, month_groups
 
 __all__ = ["FairnessAudit", "FairnessRow", "audit"]
 
@@ -79,6 +79,7 @@ def audit(instance: Instance, assignments: tuple[Assignment, ...]) -> FairnessAu
     cidx = instance.child_index
     sites = {s.id: s for s in instance.sites}
     groups = instance.policy.groups
+    month_group = month_groups(groups)
     placed = {a.request: a.session for a in assignments}
 
     attrs: dict[str, tuple[str, str, str]] = {}
@@ -93,10 +94,10 @@ def audit(instance: Instance, assignments: tuple[Assignment, ...]) -> FairnessAu
             if cid not in attrs:
                 ch = children[cidx[cid]]
                 b = ch.birth_date
-                a = age_months(b.year, b.month, b.day, d.year, d.month, d.day)
-                group = next(
-                    (g.name for g in groups if g.min_months <= a < g.max_months), "outside"
+                g = group_at_age(
+                    age_months(b.year, b.month, b.day, d.year, d.month, d.day), month_group
                 )
+                group = groups[g].name if g >= 0 else "outside"
                 attrs[cid] = (ch.residency or "unknown", district, group)
         if r.id in placed:
             k = r.preferences.index(placed[r.id])

@@ -72,11 +72,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled, compile_instance
 from slotalloc.models import Assignment, Instance, Status
 from slotalloc.result import Result
+from slotalloc.rules import caregiver_need, ceil_div, group_room, pooled_weights
 from slotalloc.solve import hint_arcs, solve
 
 __all__ = [
@@ -90,7 +91,6 @@ __all__ = [
     "plan",
 ]
 
-IntArray = npt.NDArray[np.int64]
 
 ACTIONS = ("add_caregiver", "add_places", "move_caregiver")
 
@@ -217,32 +217,39 @@ class _Room:
         """Most more children session s could take with this capacity and staff (<0: over)."""
         c = self.c
         n = self.n[s]
-        taken = int(n.sum())
-        gcap = c.group_cap[s]
-        want = np.minimum(self.demand[s], np.maximum(gcap - n, 0))
+        want = np.minimum(self.demand[s], np.maximum(c.group_cap[s] - n, 0))
         if c.pooled:
-            L = c.pool_lcm
-            w = L // c.ratio
-            left = caregivers * L - int(n @ w)
-            if left < 0:
-                return -((-left + int(w.min()) - 1) // int(w.min()))  # at least this many leave
-            add = 0
-            for g in np.argsort(w, kind="stable").tolist():
-                k = min(int(want[g]), left // int(w[g]))
-                add += k
-                left -= k * int(w[g])
-            return min(add, capacity - taken)
-        ratio = c.ratio
-        need = -(-n // ratio)
-        if int(need.sum()) > caregivers:
+            return self._extra_pooled(n, want, capacity, caregivers)
+        return self._extra_per_group(n, want, capacity, caregivers)
+
+    def _extra_pooled(self, n: IntArray, want: IntArray, capacity: int, caregivers: int) -> int:
+        """:meth:`extra` under ``pooled`` staffing: the cheapest groups first."""
+        ratio = self.c.ratio
+        L = self.c.pool_lcm
+        w = pooled_weights(ratio, L)
+        left = caregivers * L - int(caregiver_need(n.tolist(), ratio.tolist(), L))
+        if left < 0:
+            return -ceil_div(-left, int(w.min()))  # at least this many leave
+        add = 0
+        for g in np.argsort(w, kind="stable").tolist():
+            k = min(int(want[g]), left // int(w[g]))
+            add += k
+            left -= k * int(w[g])
+        return min(add, capacity - int(n.sum()))
+
+    def _extra_per_group(self, n: IntArray, want: IntArray, capacity: int, caregivers: int) -> int:
+        """:meth:`extra` under ``per_group`` staffing: the best split of the caregivers."""
+        ratio = self.c.ratio
+        taken = int(n.sum())
+        if int(caregiver_need(n.tolist(), ratio.tolist())) > caregivers:
             # Over-staffed base: how many must leave, keeping the most children.
             best = 0
             for y in _splits(caregivers, len(ratio)):
-                best = max(best, int(np.minimum(n, ratio * np.array(y)).sum()))
+                best = max(best, int(np.minimum(n, group_room(np.array(y), ratio)).sum()))
             return best - taken
         best = 0
         for y in _splits(caregivers, len(ratio)):
-            room = ratio * np.array(y) - n
+            room = group_room(np.array(y), ratio) - n
             if (room < 0).any():
                 continue
             best = max(best, int(np.minimum(room, want).sum()))
@@ -372,58 +379,95 @@ def plan(
         base = solve(instance, compiled=c, **kw)  # type: ignore[arg-type]
     if base.status is Status.INFEASIBLE or base.score is None:
         raise ValueError("the instance is infeasible: nothing to plan from")
-    base_score = base.score
-    base_children = _children(instance, base)
     ranked = candidates(instance, base, places=places, compiled=c)
     n = 2 * top + 5 if shortlist is None else shortlist
     measured = ranked[: max(n, 0)]
     hint = hint_by_value(instance, base, compiled=c)
-    # (score, children) of the control of every change, once one serves them all
-    # (the base or a control proven optimal, or a control the search solved whole);
-    # else of each control by its focus.
-    shared = (base_score, base_children) if base.status is Status.OPTIMAL else None
-    controls: dict[tuple[str, ...], tuple[int, int]] = {}
-
-    def control(change: Change) -> tuple[int, int]:
-        nonlocal shared
-        if shared is not None:
-            return shared
-        if change.sessions not in controls:
-            res = solve(instance, compiled=c, hint=hint, focus=change.sessions, **kw)  # type: ignore[arg-type]
-            assert res.score is not None  # the instance is feasible (the base is)
-            controls[change.sessions] = (res.score, _children(instance, res))
-            if res.status is Status.OPTIMAL or not _focus_read(res):
-                shared = controls[change.sessions]
-        return controls[change.sessions]
-
+    control = _Controls(instance, c, hint, kw, base)
     recs: list[tuple[Recommendation, int]] = []
     gains: list[int] = []  # of recs, best first
     for i, (change, est) in enumerate(measured):
-        changed = apply_change(instance, change)
-        res = solve(changed, hint=hint, focus=change.sessions, **kw)  # type: ignore[arg-type]
-        # The control scores >= base_score, so the gain is at most res.score -
-        # base_score: no control when that cannot enter the top list (a later
-        # candidate loses ties), which therefore stays what every control would give.
-        if res.score is not None and not _out_of_reach(res.score - base_score, gains, top):
-            ctl_score, ctl_children = control(change)
-            gain = res.score - ctl_score
-            if gain > 0:
-                rec = Recommendation(
-                    change,
-                    est,
-                    _children(changed, res) - ctl_children,
-                    gain,
-                    changed_score=res.score,
-                    control_score=ctl_score,
-                )
-                recs.append((rec, i))
-                gains.append(gain)
-                gains.sort(reverse=True)
+        rec = _measure(instance, change, est, hint, kw, control, gains, top, base.score)
+        if rec is not None:
+            recs.append((rec, i))
+            gains.append(rec.score)
+            gains.sort(reverse=True)
         if on_progress is not None:
             best = gains[0] if gains else None
             on_progress(PlanProgress(i + 1, len(measured), time.perf_counter() - t0, best))
     recs.sort(key=lambda t: (-t[0].score, t[1]))
     return [r for r, _ in recs[:top]]
+
+
+class _Controls:
+    """The (score, children) of each change's control, each solved at most once.
+
+    One serves every change once it is known: the base when it is proven
+    optimal, a control proven optimal, or a control the search solved whole;
+    until then there is one per focus.
+    """
+
+    def __init__(
+        self,
+        instance: Instance,
+        c: Compiled,
+        hint: list[Assignment],
+        kw: dict[str, object],
+        base: Result,
+    ) -> None:
+        self.instance, self.c, self.hint, self.kw = instance, c, hint, kw
+        assert base.score is not None
+        base_children = _children(instance, base)
+        self.shared = (base.score, base_children) if base.status is Status.OPTIMAL else None
+        self.by_focus: dict[tuple[str, ...], tuple[int, int]] = {}
+
+    def __call__(self, change: Change) -> tuple[int, int]:
+        if self.shared is not None:
+            return self.shared
+        focus = change.sessions
+        if focus not in self.by_focus:
+            res = solve(self.instance, compiled=self.c, hint=self.hint, focus=focus, **self.kw)  # type: ignore[arg-type]
+            assert res.score is not None  # the instance is feasible (the base is)
+            self.by_focus[focus] = (res.score, _children(self.instance, res))
+            if res.status is Status.OPTIMAL or not _focus_read(res):
+                self.shared = self.by_focus[focus]
+        return self.by_focus[focus]
+
+
+def _measure(
+    instance: Instance,
+    change: Change,
+    est: int,
+    hint: list[Assignment],
+    kw: dict[str, object],
+    control: _Controls,
+    gains: Sequence[int],
+    top: int,
+    base_score: int,
+) -> Recommendation | None:
+    """The change re-solved against its control, or None when it gains nothing or misses the top.
+
+    The control scores >= ``base_score``, so the gain is at most ``res.score -
+    base_score``: no control is solved when that cannot enter the top list (a
+    later candidate loses ties), which therefore stays what every control
+    would give.
+    """
+    changed = apply_change(instance, change)
+    res = solve(changed, hint=hint, focus=change.sessions, **kw)  # type: ignore[arg-type]
+    if res.score is None or _out_of_reach(res.score - base_score, gains, top):
+        return None
+    ctl_score, ctl_children = control(change)
+    gain = res.score - ctl_score
+    if gain <= 0:
+        return None
+    return Recommendation(
+        change,
+        est,
+        _children(changed, res) - ctl_children,
+        gain,
+        changed_score=res.score,
+        control_score=ctl_score,
+    )
 
 
 def _out_of_reach(most: int, gains: Sequence[int], top: int) -> bool:

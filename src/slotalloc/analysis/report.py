@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from slotalloc.analysis.audit import fairness_report
 from slotalloc.analysis.fairness import FairnessRow, audit
 from slotalloc.analysis.summary import summarise
 from slotalloc.io import write_json_atomic
@@ -161,6 +162,69 @@ def _fairness_table(rows: Sequence[FairnessRow], title: str) -> str:
     return "".join(out)
 
 
+def _write_csvs(instance: Instance, solution: Solution, out: Path) -> None:
+    """``rosters.csv`` (per site and session, who is placed) and ``unserved.csv``.
+
+    Both name request and child ids: they are for the operator, as the export is.
+    """
+    import csv
+
+    sessions = {s.id: s for s in instance.sessions}
+    requests = {r.id: r for r in instance.requests}
+    with open(out / "rosters.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["site", "session", "start", "request", "children", "priority"])
+        rows = sorted(
+            solution.assignments,
+            key=lambda a: (sessions[a.session].site, sessions[a.session].start, a.session),
+        )
+        for a in rows:
+            sess, req = sessions[a.session], requests[a.request]
+            w.writerow(
+                [sess.site, sess.id, sess.start.isoformat(), req.id, " ".join(req.children),
+                 req.priority]
+            )  # fmt: skip
+    placed = {a.request for a in solution.assignments}
+    with open(out / "unserved.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["request", "children", "priority", "first_preference", "preferences"])
+        for req in instance.requests:
+            if req.id not in placed:
+                w.writerow(
+                    [req.id, " ".join(req.children), req.priority, req.preferences[0],
+                     len(req.preferences)]
+                )  # fmt: skip
+
+
+def _against_fcfs(instance: Instance, solution: Solution) -> str:
+    """The report's opening in plain words: child places against FCFS, by age group."""
+    rep = fairness_report(instance, [(a.request, a.session) for a in solution.assignments])
+    if not rep.fcfs_places:
+        return "<p>The instance is infeasible: there is no first-come-first-served plan.</p>"
+    total, base = sum(rep.places.values()), sum(rep.fcfs_places.values())
+    order = "in priority order" if rep.priority_order else "in submission order"
+    rows = "".join(
+        f"<tr><td>{_e(g)}</td><td>{_e(rep.places[g])}</td><td>{_e(rep.fcfs_places[g])}</td>"
+        f"<td>{_e(f'{rep.places[g] - rep.fcfs_places[g]:+d}')}</td></tr>"
+        for g in rep.groups
+    )
+    warn = ""
+    if rep.below_fcfs:
+        warn = (
+            "<p class='warn'><b>Warning:</b> this plan serves fewer child places than first "
+            f"come, first served in: {_e(', '.join(rep.below_fcfs))}. Switch on "
+            '<code>"group_floor": "fcfs"</code> (FORMAT §4) to rule it out.</p>'
+        )
+    return (
+        "<h2>Against first come, first served</h2>"
+        f"<p>This plan gives {_e(total)} child places; first come, first served ({order}) "
+        f"would give {_e(base)} ({_e(f'{total - base:+d}')}). Families losing a place they "
+        f"wanted to a family of lower priority: {_e(rep.envy_pairs)} cases.</p>"
+        f"{warn}<table><tr><th>age group</th><th>this plan</th><th>first come, first served"
+        f"</th><th>difference</th></tr>{rows}</table>"
+    )
+
+
 def write_report(
     instance: Instance,
     solution: Solution,
@@ -192,6 +256,7 @@ def write_report(
         taken[a.session] += size[a.request]
     fair = audit(instance, solution.assignments)
     summ = summarise(instance, solution.assignments)
+    _write_csvs(instance, solution, out)
 
     from matplotlib import rc_context
 
@@ -216,6 +281,7 @@ def write_report(
         f"{_e(summ.children_requesting)} ({_e(f'{served_pct:.1f}')}%)</b></div>",
         f"<div class='kpi'>requests placed<b>{_e(summ.requests_served)} / "
         f"{_e(summ.requests)}</b></div>",
+        _against_fcfs(instance, solution),
         "<h2>Fill by site and session</h2><img src='fill_heatmap.png' alt='fill heatmap'>",
         "<h2>Morning vs afternoon utilisation</h2><img src='utilisation.png' alt='utilisation'>",
         "<h2>Unmet demand by district</h2><img src='unmet_by_district.png' alt='unmet demand'>",

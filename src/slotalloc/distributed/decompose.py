@@ -26,9 +26,10 @@ Preferences outside a part are replaced by closed placeholder sessions
 (capacity 0) at the same position, so ranks, hence scores, are those of the
 whole instance.
 
-Merging re-checks every rule on the whole instance (:func:`repair`): any
-assignment that breaks one (possible only through locked bookings or a buggy
-part) is dropped, lowest value first, locked bookings never.
+Merging re-checks every rule on the whole instance (:func:`repair`, in
+:mod:`slotalloc.distributed.merge`): any assignment that breaks one (possible
+only through locked bookings or a buggy part) is dropped, lowest value first,
+locked bookings never.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
+from slotalloc.distributed.merge import repair
 from slotalloc.models import Instance
 
 __all__ = [
@@ -55,7 +58,6 @@ __all__ = [
     "split_sites",
 ]
 
-IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -397,50 +399,20 @@ def decompose(
     labels = components(c)
     k = int(labels.max()) + 1 if labels.shape[0] else 0
     sizes = np.bincount(labels[labels >= 0], minlength=k)
-    comp_of_sess = np.full(c.n_sessions, -1, dtype=np.int64)
-    comp_of_sess[c.arc_sess] = labels[c.arc_req]
-    session_unit, xy = site_coordinates(instance, c)
-    arcs_per_sess = np.bincount(c.arc_sess, minlength=c.n_sessions).astype(np.float64)
-
-    # How many geographic parts each component gets.
-    cuts = np.where(sizes > 1.5 * part_requests, np.ceil(sizes / part_requests), 1).astype(np.int64)
-    if k and cuts.sum() + (k - int((cuts > 1).sum())) < min_parts:
-        big = int(np.argmax(sizes))
-        cuts[big] = max(int(cuts[big]), min_parts - (k - 1) if k > 1 else min_parts)
-
+    cuts = _cuts(sizes, part_requests, min_parts)
+    members = _Members(c, labels, k)
     parts: list[Part] = []
     dec = Decomposition(parts=parts, n_components=k)
-    req_order = np.argsort(labels, kind="stable")
-    comp_ptr = np.searchsorted(labels[req_order], np.arange(-1, k + 1))
-    sess_order = np.argsort(comp_of_sess, kind="stable")
-    sess_ptr = np.searchsorted(comp_of_sess[sess_order], np.arange(-1, k + 1))
-
-    def members(comp: int) -> tuple[IntArray, IntArray]:
-        reqs = np.sort(req_order[comp_ptr[comp + 1] : comp_ptr[comp + 2]])
-        sess = np.sort(sess_order[sess_ptr[comp + 1] : sess_ptr[comp + 2]])
-        return sess, reqs
-
-    # Pack small components first-fit decreasing (by requests; ties by label).
-    small = [int(i) for i in np.lexsort((np.arange(k), -sizes)) if cuts[i] == 1]
-    bins: list[list[int]] = []
-    load: list[int] = []
-    for comp in small:
-        for b in range(len(bins)):
-            if load[b] + sizes[comp] <= part_requests:
-                bins[b].append(comp)
-                load[b] += int(sizes[comp])
-                break
-        else:
-            bins.append([comp])
-            load.append(int(sizes[comp]))
-    for members_of_bin in bins:
-        got = [members(comp) for comp in sorted(members_of_bin)]
+    for bin_members in _pack(sizes, cuts, part_requests):
+        got = [members(comp) for comp in sorted(bin_members)]
         sess = np.sort(np.concatenate([g[0] for g in got]))
         reqs = np.sort(np.concatenate([g[1] for g in got]))
         idx = len(parts)
         doc = tables.document(c, sess, reqs, name=f"{tables.head['name']}/part{idx}")
-        parts.append(Part(idx, min(members_of_bin), True, sess, reqs, doc))
+        parts.append(Part(idx, min(bin_members), True, sess, reqs, doc))
 
+    session_unit, xy = site_coordinates(instance, c)
+    arcs_per_sess = np.bincount(c.arc_sess, minlength=c.n_sessions).astype(np.float64)
     for comp in (int(i) for i in np.flatnonzero(cuts > 1)):
         sess, reqs = members(comp)
         dec.giant[comp] = (sess, reqs)
@@ -453,6 +425,51 @@ def decompose(
             )
             parts.append(Part(idx, comp, False, p_sess, p_reqs, doc))
     return dec
+
+
+def _cuts(sizes: IntArray, part_requests: int, min_parts: int) -> IntArray:
+    """How many geographic parts each component gets (1: it stays whole)."""
+    k = sizes.shape[0]
+    cuts = np.where(sizes > 1.5 * part_requests, np.ceil(sizes / part_requests), 1).astype(np.int64)
+    if k and cuts.sum() + (k - int((cuts > 1).sum())) < min_parts:
+        big = int(np.argmax(sizes))
+        cuts[big] = max(int(cuts[big]), min_parts - (k - 1) if k > 1 else min_parts)
+    return cuts
+
+
+def _pack(sizes: IntArray, cuts: IntArray, part_requests: int) -> list[list[int]]:
+    """The components left whole, packed first-fit decreasing (by requests; ties by label)."""
+    k = sizes.shape[0]
+    small = [int(i) for i in np.lexsort((np.arange(k), -sizes)) if cuts[i] == 1]
+    bins: list[list[int]] = []
+    load: list[int] = []
+    for comp in small:
+        for b in range(len(bins)):
+            if load[b] + sizes[comp] <= part_requests:
+                bins[b].append(comp)
+                load[b] += int(sizes[comp])
+                break
+        else:
+            bins.append([comp])
+            load.append(int(sizes[comp]))
+    return bins
+
+
+class _Members:
+    """The sessions and requests of each component, sorted (``-1``: requests without arcs)."""
+
+    def __init__(self, c: Compiled, labels: IntArray, k: int) -> None:
+        comp_of_sess = np.full(c.n_sessions, -1, dtype=np.int64)
+        comp_of_sess[c.arc_sess] = labels[c.arc_req]
+        self._req_order = np.argsort(labels, kind="stable")
+        self._comp_ptr = np.searchsorted(labels[self._req_order], np.arange(-1, k + 1))
+        self._sess_order = np.argsort(comp_of_sess, kind="stable")
+        self._sess_ptr = np.searchsorted(comp_of_sess[self._sess_order], np.arange(-1, k + 1))
+
+    def __call__(self, comp: int) -> tuple[IntArray, IntArray]:
+        reqs = np.sort(self._req_order[self._comp_ptr[comp + 1] : self._comp_ptr[comp + 2]])
+        sess = np.sort(self._sess_order[self._sess_ptr[comp + 1] : self._sess_ptr[comp + 2]])
+        return sess, reqs
 
 
 def _session_parts(
@@ -615,99 +632,3 @@ def border_parts(
         doc = tables.document(c, p_sess, both, name=f"{name}{p}", pin=pin)
         out.append((p_sess, free, doc))
     return out
-
-
-# ---------------------------------------------------------------- merge check
-
-
-def repair(c: Compiled, arcs: IntArray) -> tuple[IntArray, int]:
-    """Drop assignments until every FORMAT §2 rule holds on the whole instance.
-
-    Parameters
-    ----------
-    c
-        The compiled whole instance.
-    arcs
-        Chosen candidate arcs (eligibility and preference rules hold by
-        construction; at most one per request is kept).
-
-    Returns
-    -------
-    tuple
-        ``(arcs, dropped)``: the kept arcs, sorted, and how many were dropped.
-        Locked bookings are never dropped (their consistency is checked
-        before solving); among the others the lowest-valued arcs go first.
-    """
-    chosen = np.unique(np.asarray(arcs, dtype=np.int64))
-    # rule 7: one arc per request, the best-valued one
-    order = np.lexsort((-c.arc_coef[chosen], c.arc_req[chosen]))
-    chosen = chosen[order]
-    first = np.ones(chosen.shape[0], dtype=np.bool_)
-    first[1:] = c.arc_req[chosen[1:]] != c.arc_req[chosen[:-1]]
-    dropped = int((~first).sum())
-    keep = set(chosen[first].tolist())
-
-    def value(a: int) -> tuple[int, int, int]:
-        # locked last to go; then lowest coefficient; ties by arc index
-        return (int(c.locked[c.arc_req[a]]), int(c.arc_coef[a]), -a)
-
-    # rule 3, per session
-    by_sess: dict[int, list[int]] = {}
-    for a in keep:
-        by_sess.setdefault(int(c.arc_sess[a]), []).append(a)
-    lcm = c.pool_lcm
-    for s, members in by_sess.items():
-        groups = c.arc_groups[members].sum(axis=0)
-        if _session_ok(c, s, groups, lcm):
-            continue
-        members.sort(key=value)
-        for a in members:
-            if c.locked[c.arc_req[a]]:
-                break
-            keep.discard(a)
-            dropped += 1
-            groups = groups - c.arc_groups[a]
-            if _session_ok(c, s, groups, lcm):
-                break
-    # rules 4 and 5, per child
-    kept = np.array(sorted(keep), dtype=np.int64)
-    in_keep = np.zeros(c.n_arcs, dtype=np.bool_)
-    in_keep[kept] = True
-    clique_of: dict[int, list[int]] = {}
-    for q in range(c.clique_ptr.shape[0] - 1):
-        for s in c.clique_sess[c.clique_ptr[q] : c.clique_ptr[q + 1]].tolist():
-            clique_of.setdefault(s, []).append(q)
-    cap = c.max_sessions_per_child
-    counts = np.bincount(
-        np.repeat(np.arange(c.n_children), np.diff(c.child_arc_ptr))[in_keep[c.child_arc]],
-        minlength=c.n_children,
-    )
-    for child in np.flatnonzero(counts > 1).tolist():
-        mine = [
-            a
-            for a in c.child_arc[c.child_arc_ptr[child] : c.child_arc_ptr[child + 1]].tolist()
-            if a in keep
-        ]
-        mine.sort(key=value, reverse=True)
-        ok: list[int] = []
-        used: set[int] = set()
-        for a in mine:
-            qs = set(clique_of.get(int(c.arc_sess[a]), []))
-            fits = not (qs & used) and (cap == 0 or len(ok) < cap)
-            if fits or c.locked[c.arc_req[a]]:
-                ok.append(a)
-                used |= qs
-            else:
-                keep.discard(a)
-                dropped += 1
-    return np.array(sorted(keep), dtype=np.int64), dropped
-
-
-def _session_ok(c: Compiled, s: int, groups: IntArray, lcm: int) -> bool:
-    if groups.sum() > c.capacity[s] or (groups > c.group_cap[s]).any():
-        return False
-    if c.pooled:
-        need = int((groups * (lcm // c.ratio)).sum())
-        return need <= int(c.caregivers[s]) * lcm
-    need = int((-(-groups // c.ratio)).sum())
-    return need <= int(c.caregivers[s])

@@ -1,12 +1,12 @@
 """Where the parts run: in this process, a local process pool, or a Ray cluster.
 
-Every executor runs the same task function, :func:`run_task`, on a plain
-payload (JSON-able dict: the part's instance document and the solve
-arguments) and returns a plain dict. Solver models are built where the task
-runs: CP-SAT models do not pickle, and plain data crosses any boundary.
+Every executor runs the same task function, :func:`run_task`, on a
+:class:`PartTask` (plain data: the part's instance document and the solve
+arguments) and returns a :class:`PartAnswer`. Solver models are built where
+the task runs: CP-SAT models do not pickle, and plain data crosses any boundary.
 
-Results come back as they finish (``as_completed`` for the pool,
-``ray.wait`` for Ray), each tagged with its task id, so the caller can
+Results come back as they finish (``wait(..., FIRST_COMPLETED)`` for the
+pool, ``ray.wait`` for Ray), each tagged with its task id, so the caller can
 report progress and merge in a fixed order afterwards (results therefore do
 not depend on which worker finished first).
 
@@ -19,17 +19,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
     "EXECUTORS",
     "Executor",
     "InProcessExecutor",
+    "PartAnswer",
+    "PartTask",
     "ProcessExecutor",
     "RayExecutor",
     "make_executor",
@@ -40,59 +42,98 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("inprocess", "process", "ray")
 
+#: ``(request id, session id)``: an assignment as plain data.
+Pair = tuple[str, str]
 
-def run_task(payload: dict[str, Any]) -> dict[str, Any]:
-    """Solve one part: validate its document, call :func:`slotalloc.solve.solve`.
 
-    Parameters
+@dataclass(frozen=True)
+class PartTask:
+    """One part (or a bound task) to solve where an executor puts it.
+
+    Attributes
     ----------
-    payload
-        ``{"instance": document, "time_limit", "seed", "deterministic"}``,
-        optionally ``"hint"`` (``[request, session]`` pairs to start from) and,
-        for tests only, ``"fault": {"marker": path}``: the first attempt (no
-        marker file yet) creates the marker and kills its own process, as a
-        crashed machine would.
+    instance
+        The part's FORMAT §1 instance document (JSON-able).
+    time_limit
+        As :func:`slotalloc.solve`'s.
+    seed
+        As :func:`slotalloc.solve`'s.
+    deterministic
+        As :func:`slotalloc.solve`'s.
+    hint
+        Assignments to start from, or None.
+    """
 
-    Returns
-    -------
-    dict
-        ``status``, ``score``, ``bound``, ``assignments`` (``[request,
-        session]`` pairs), ``seconds``, ``pid`` and a few solver ``stats``.
+    instance: dict[str, Any]
+    time_limit: float
+    seed: int
+    deterministic: bool
+    hint: tuple[Pair, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PartAnswer:
+    """What a task sends back: the part's result as plain data.
+
+    Attributes
+    ----------
+    status
+        The result's status value (``"optimal"``, ``"feasible"``, ``"infeasible"``).
+    score
+        The part's score, or None when infeasible.
+    bound
+        The part's proven bound, or None.
+    assignments
+        The part's assignments.
+    seconds
+        Wall seconds the task took, validation included.
+    pid
+        The process that ran it.
+    lp_seconds
+        Wall seconds of the part's LP relaxation, when the optimiser ran one.
+    """
+
+    status: str
+    score: int | None
+    bound: int | None
+    assignments: tuple[Pair, ...]
+    seconds: float
+    pid: int
+    lp_seconds: float | None = None
+
+
+def run_task(task: PartTask) -> PartAnswer:
+    """Solve one part: validate its document, solve it in this process.
 
     Raises
     ------
     pydantic.ValidationError
         If the document is not a valid instance (a bug in the decomposition).
     """
-    fault = payload.get("fault")
-    if fault is not None and not os.path.exists(fault["marker"]):
-        with open(fault["marker"], "w", encoding="utf-8") as fh:
-            fh.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
     # Imported here so that a worker pays for the solver only when it runs a task.
     from slotalloc.models import Assignment, Instance
-    from slotalloc.solve import solve
+    from slotalloc.solver.entry import solve_single
 
     t0 = time.perf_counter()
-    instance = Instance.model_validate(payload["instance"], strict=True)
-    hint = payload.get("hint")
-    res = solve(
+    instance = Instance.model_validate(task.instance, strict=True)
+    hint = task.hint
+    res = solve_single(
         instance,
-        time_limit=payload["time_limit"],
-        seed=int(payload.get("seed", 0)),
-        deterministic=bool(payload.get("deterministic", False)),
+        time_limit=task.time_limit,
+        seed=task.seed,
+        deterministic=task.deterministic,
         hint=None if hint is None else [Assignment(request=r, session=s) for r, s in hint],
     )
-    keep = ("lp_seconds", "lp_bound", "rounding_score", "strategy", "lns_steps", "arcs")
-    return {
-        "status": str(res.status),
-        "score": res.score,
-        "bound": res.bound,
-        "assignments": [[a.request, a.session] for a in res.assignments],
-        "seconds": round(time.perf_counter() - t0, 3),
-        "pid": os.getpid(),
-        "stats": {k: res.stats[k] for k in keep if k in res.stats},
-    }
+    lp_seconds = res.stats.figures.get("lp_seconds")
+    return PartAnswer(
+        status=str(res.status),
+        score=res.score,
+        bound=res.bound,
+        assignments=tuple((a.request, a.session) for a in res.assignments),
+        seconds=round(time.perf_counter() - t0, 3),
+        pid=os.getpid(),
+        lp_seconds=lp_seconds if isinstance(lp_seconds, float) else None,
+    )
 
 
 class Executor(Protocol):
@@ -101,10 +142,10 @@ class Executor(Protocol):
     name: str
     workers: int
 
-    def submit(self, task_id: int, payload: dict[str, Any], cpus: int = 1) -> None:
+    def submit(self, task_id: int, task: PartTask, cpus: int = 1) -> None:
         """Queue a task."""
 
-    def results(self, task_ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def results(self, task_ids: list[int]) -> Iterator[tuple[int, PartAnswer]]:
         """Yield ``(task_id, result)`` for these tasks as they finish."""
 
     def close(self) -> None:
@@ -118,12 +159,12 @@ class InProcessExecutor:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = 1
-        self._queue: dict[int, dict[str, Any]] = {}
+        self._queue: dict[int, PartTask] = {}
 
-    def submit(self, task_id: int, payload: dict[str, Any], cpus: int = 1) -> None:
-        self._queue[task_id] = payload
+    def submit(self, task_id: int, task: PartTask, cpus: int = 1) -> None:
+        self._queue[task_id] = task
 
-    def results(self, task_ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def results(self, task_ids: list[int]) -> Iterator[tuple[int, PartAnswer]]:
         for t in sorted(task_ids):
             yield t, run_task(self._queue.pop(t))
 
@@ -149,22 +190,22 @@ class ProcessExecutor:
             "forkserver" if "forkserver" in methods else "spawn"
         )
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx)
-        self._payload: dict[int, dict[str, Any]] = {}
-        self._futures: dict[int, Future[dict[str, Any]]] = {}
+        self._tasks: dict[int, PartTask] = {}
+        self._futures: dict[int, Future[PartAnswer]] = {}
         self._tries: dict[int, int] = {}
 
-    def submit(self, task_id: int, payload: dict[str, Any], cpus: int = 1) -> None:
-        self._payload[task_id] = payload
+    def submit(self, task_id: int, task: PartTask, cpus: int = 1) -> None:
+        self._tasks[task_id] = task
         self._tries[task_id] = 0
-        self._futures[task_id] = self._pool.submit(run_task, payload)
+        self._futures[task_id] = self._pool.submit(run_task, task)
 
     def _restart(self, pending: list[int]) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx)
         for t in pending:
-            self._futures[t] = self._pool.submit(run_task, self._payload[t])
+            self._futures[t] = self._pool.submit(run_task, self._tasks[t])
 
-    def results(self, task_ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def results(self, task_ids: list[int]) -> Iterator[tuple[int, PartAnswer]]:
         pending = set(task_ids)
         while pending:
             by_future = {self._futures[t]: t for t in pending}
@@ -178,7 +219,7 @@ class ProcessExecutor:
                     broken.append(t)
                     continue
                 pending.discard(t)
-                del self._futures[t], self._payload[t]
+                del self._futures[t], self._tasks[t]
                 yield t, out
             if broken:
                 # The pool is unusable once a worker dies: every unfinished task
@@ -227,13 +268,13 @@ class RayExecutor:
         self._remote = ray.remote(run_task)
         self._refs: dict[int, Any] = {}
 
-    def submit(self, task_id: int, payload: dict[str, Any], cpus: int = 1) -> None:
+    def submit(self, task_id: int, task: PartTask, cpus: int = 1) -> None:
         opts = self._remote.options(
             num_cpus=cpus, max_retries=self.max_retries, retry_exceptions=False
         )
-        self._refs[task_id] = opts.remote(payload)
+        self._refs[task_id] = opts.remote(task)
 
-    def results(self, task_ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def results(self, task_ids: list[int]) -> Iterator[tuple[int, PartAnswer]]:
         by_ref = {self._refs[t]: t for t in task_ids}
         pending = list(by_ref)
         while pending:

@@ -127,9 +127,45 @@ def replay(instance: Instance, lines: Iterable[str]) -> Iterator[dict[str, Any]]
     return _decisions(alloc, lines)
 
 
+def _event(line: str) -> tuple[_Book | None, str | None, str | None]:
+    """A non-blank line read: (book, None, None), (None, cancel id, None) or (None, None, error)."""
+    # FORMAT's general rules (a key twice, a number not finite or too long, deep
+    # nesting, a lone surrogate, a control character in an id), which the plain
+    # decoder below does not see.
+    why = event_line_error(line)
+    if why is not None:
+        return None, None, why
+    try:
+        raw = _DECODER.decode(line)
+    except ValueError:
+        raw = None
+    if type(raw) is dict:
+        op = raw.get("op")
+        if op == "book":
+            book = _fast_book(raw)
+            if book is not None:
+                return book, None, None
+        elif op == "cancel" and len(raw) == 2:
+            r = raw.get("request")
+            if type(r) is str and 0 < len(r) <= 64:
+                return None, r, None
+    # Not plainly valid: the models decide, and give the message.
+    try:
+        event = parse_event(line)
+    except ValueError as e:
+        return None, None, str(e)
+    if isinstance(event, BookEvent):
+        req = event.request
+        declared = [(c.id, c.birth_date, c) for c in event.children or ()]
+        return (
+            (req.id, list(req.children), list(req.preferences), declared, req.priority, req),
+            None,
+            None,
+        )
+    return None, event.request, None
+
+
 def _decisions(alloc: Allocator, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    decode = _DECODER.decode
-    screen = event_line_error
     admit = alloc._admit
     cancel = alloc._cancel
     lock = alloc._lock
@@ -139,45 +175,10 @@ def _decisions(alloc: Allocator, lines: Iterable[str]) -> Iterator[dict[str, Any
         if not line.strip():
             continue
         n += 1
-        book: _Book | None = None
-        cancel_id: str | None = None
-        # FORMAT's general rules (a key twice, a number not finite or too long,
-        # deep nesting, a lone surrogate, a control character in an id), which
-        # the plain decoder below does not see.
-        why = screen(line)
+        book, cancel_id, why = _event(line)
         if why is not None:
             yield {"event": n, "error": why}
             continue
-        try:
-            raw = decode(line)
-        except ValueError:
-            raw = None
-        if type(raw) is dict:
-            op = raw.get("op")
-            if op == "book":
-                book = _fast_book(raw)
-            elif op == "cancel" and len(raw) == 2:
-                r = raw.get("request")
-                if type(r) is str and 0 < len(r) <= 64:
-                    cancel_id = r
-        if book is None and cancel_id is None:
-            try:
-                event = parse_event(line)
-            except ValueError as e:
-                yield {"event": n, "error": str(e)}
-                continue
-            if isinstance(event, BookEvent):
-                req = event.request
-                book = (
-                    req.id,
-                    list(req.children),
-                    list(req.preferences),
-                    [(c.id, c.birth_date, c) for c in event.children or ()],
-                    req.priority,
-                    req,
-                )
-            else:
-                cancel_id = event.request
         try:
             if book is not None:
                 rid, kids, prefs, declared, _priority, source = book

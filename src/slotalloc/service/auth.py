@@ -40,8 +40,10 @@ __all__ = [
     "MIN_TOKEN_CHARS",
     "AuthConfig",
     "Principal",
+    "bearer_token",
     "default_auth_path",
     "generate_auth_file",
+    "is_bearer",
     "load_or_create_auth",
 ]
 
@@ -204,6 +206,21 @@ class AuthConfig:
     def __repr__(self) -> str:  # never the tokens
         roles = [p.role for _d, p in self._entries]
         return f"AuthConfig(operator={roles.count('operator')}, booking={roles.count('booking')})"
+
+
+def is_bearer(value: str) -> bool:
+    """Whether an ``Authorization`` header value uses the Bearer scheme (in any case)."""
+    return value.partition(" ")[0].lower() == "bearer"
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header value, or None.
+
+    None for an absent or empty header, another scheme, or an empty token.
+    """
+    if not value or not is_bearer(value):
+        return None
+    return value.partition(" ")[2].strip() or None
 
 
 def default_auth_path(db: str | os.PathLike[str]) -> str:

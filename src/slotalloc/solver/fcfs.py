@@ -22,8 +22,15 @@ from slotalloc.rules import Occupancy
 __all__ = ["first_come_first_served"]
 
 
-def first_come_first_served(c: Compiled) -> npt.NDArray[np.int64] | None:
-    """The chosen arcs of the baseline, or None when a locked booking cannot be kept."""
+def first_come_first_served(
+    c: Compiled, *, priority_order: bool = False
+) -> npt.NDArray[np.int64] | None:
+    """The chosen arcs of the baseline, or None when a locked booking cannot be kept.
+
+    With ``priority_order`` (FORMAT §2 "Priority order"), after the bookings
+    every request not yet assigned, dropped bookings included, is taken in
+    decreasing priority, file order within a priority.
+    """
     occ = Occupancy(c)
     arc_sess = c.arc_sess.tolist()
     ptr = c.req_arc_ptr.tolist()
@@ -53,9 +60,13 @@ def first_come_first_served(c: Compiled) -> npt.NDArray[np.int64] | None:
                 break
         if locked[r] and not kept:
             return None
-    for r in range(c.n_requests):
-        if booked[r] >= 0:
-            continue
+    if priority_order:
+        placed = set(c.arc_req[np.asarray(chosen, dtype=np.int64)].tolist())
+        prio = c.req_priority.tolist()
+        rest = sorted((r for r in range(c.n_requests) if r not in placed), key=lambda r: -prio[r])
+    else:
+        rest = [r for r in range(c.n_requests) if booked[r] < 0]
+    for r in rest:
         for a in range(ptr[r], ptr[r + 1]):
             if place(r, a):
                 break

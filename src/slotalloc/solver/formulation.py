@@ -2,10 +2,10 @@
 
 A :class:`Formulation` is a variable container plus blocks of linear rows in
 compressed sparse row form (``lo <= sum coef * var <= hi``). The rules
-(``rule_*.py``) each add one block, reading like the maths; the backends turn
-the same blocks into a CP-SAT proto (:mod:`.cpsat_model`), an LP for GLOP
-(:mod:`.lp`) or, in the benchmarks, a HiGHS MIP. Keeping one formulation means
-the bound, the hint and the exact model can never disagree.
+(:mod:`slotalloc.solver.rows`) each add one block, reading like the maths; the
+backends turn the same blocks into a CP-SAT proto (:mod:`.cpsat_model`), an LP
+for GLOP (:mod:`.bounds.lp`) or, in the benchmarks, a HiGHS MIP. Keeping one
+formulation means the bound, the hint and the exact model can never disagree.
 
 Variables ``0 .. A-1`` are the candidate arcs ``x_a`` (indexing hidden behind
 :meth:`Formulation.x`); auxiliary integer variables (staffing) follow.
@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
+from slotalloc.rules import group_need
 
 __all__ = ["INF", "Formulation", "LinearModel", "RowBlock", "group_rows", "safe_floor"]
 
-IntArray = npt.NDArray[np.int64]
 
 #: Stands for an absent side of a row; far beyond any sum the model can reach.
 INF = 1 << 60
@@ -251,8 +252,9 @@ class Formulation(LinearModel):
         """A full assignment of the variables from chosen arcs.
 
         The staffing variables take the least value their rows allow,
-        ``ceil(n_{s,g} / ratio_g)``, which is feasible whenever the arcs are;
-        the fairness counts ``z_{s,g}`` the value their link rows force.
+        ``ceil(n_{s,g} / ratio_g)`` (:func:`slotalloc.rules.group_need`), which
+        is feasible whenever the arcs are; the fairness counts ``z_{s,g}`` the
+        value their link rows force.
         """
         c = self.c
         v = np.zeros(self.n_vars, dtype=np.int64)
@@ -264,8 +266,7 @@ class Formulation(LinearModel):
             arc, g = np.nonzero(c.arc_groups[chosen])
             np.add.at(n, c.arc_sess[chosen[arc]] * G + g, c.arc_groups[chosen[arc], g])
             pairs = self.staff_pairs
-            ratio = c.ratio[pairs % G]
-            v[self.staff_vars] = -(-n[pairs] // ratio)
+            v[self.staff_vars] = group_need(n[pairs], c.ratio[pairs % G])
         if self.fair_vars.shape[0] and self.fair_home is not None:
             G = c.n_groups
             z = np.zeros(c.n_sessions * G, dtype=np.int64)

@@ -2,14 +2,18 @@
 
 OR-Tools ships HiGHS behind MathOpt; the model goes in as a ``ModelProto``
 filled straight from the formulation's arrays (no Python object per term: a
-district-sized model is built in ~20 ms). The call releases the GIL, so it runs
-in a thread on the second core while the large-neighbourhood search keeps the
-first. On district-sized models HiGHS proves the optimum (or a bound within a
-few points of one drop's weight) where the search alone cannot.
+district-sized model is built in ~20 ms). The optimiser runs it in a child
+process (:class:`MipProcess`) on the second core while the large-neighbourhood
+search keeps the first: in-process HiGHS cannot be interrupted, a child can be
+ended the moment the search proves the optimum or the budget ends
+(:class:`MipThread`, which releases the GIL but runs to its time limit, is the
+in-process alternative). On district-sized models HiGHS proves the optimum (or a
+bound within a few points of one drop's weight) where the search alone cannot.
 
 Its answer is not trusted: values are rounded and every row is checked again in
 integers (:func:`violated_rows`), the score is recomputed from the arcs, and the
-bound is HiGHS's dual bound rounded down after padding (:func:`.safe_floor`).
+bound is HiGHS's dual bound rounded down after padding
+(:func:`~slotalloc.solver.formulation.safe_floor`).
 """
 
 from __future__ import annotations
@@ -24,15 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.solver.formulation import INF, LinearModel, safe_floor
 
 __all__ = ["MipProcess", "MipRun", "MipThread", "solve_mip", "violated_rows"]
 
 log = logging.getLogger(__name__)
-
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)

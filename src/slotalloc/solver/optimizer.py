@@ -4,29 +4,32 @@ Strategy (chosen by measurement on generated weekends, 2 cores; the figures are
 in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
 
 1. Models up to ``mip_max_arcs`` (a district) go at once, whole, to HiGHS's
-   branch-and-cut in a child process (:mod:`.mip`), which keeps the second core
-   for the whole budget: on districts with bookings or caregiver cuts it proves
-   the optimum, or comes within one objective step of it, where the search alone
-   ended 1-2 % short. Its solution is checked row by row and its bound rounded
-   down safely.
+   branch-and-cut in a child process (:mod:`slotalloc.solver.mip`), which keeps
+   the second core for the whole budget: on districts with bookings or
+   caregiver cuts it proves the optimum, or comes within one objective step of
+   it, where the search alone ended 1-2 % short. Its solution is checked row by
+   row and its bound rounded down safely.
 2. GLOP solves the LP relaxation, strengthened with the convex hull of each
-   session's per-group staffing (:mod:`.rule_staffing_hull`). Its duals then
-   price a Lagrangian bound whose per-session sub-problems are solved exactly
-   (:mod:`.lagrangian`); the smallest bound of LP, Lagrangian, CP-SAT and HiGHS
-   is reported, rounded down onto the objective's lattice (the gcd of the
-   weights).
+   session's per-group staffing (:mod:`slotalloc.solver.rows.staffing_hull`).
+   Its duals then price a Lagrangian bound whose per-session sub-problems are
+   solved exactly (:mod:`slotalloc.solver.bounds.lagrangian`); the smallest
+   bound of LP, Lagrangian, CP-SAT and HiGHS is reported, rounded down onto the
+   objective's lattice (the gcd of the weights).
 3. The LP point is rounded: each session takes the caregiver split the LP
    favours, arcs go in decreasing LP value, then a greedy fill
-   (:mod:`.rounding`).
+   (:mod:`slotalloc.solver.search.rounding`).
 4. When some bookings cannot all stay (a caregiver cut), the bookings alone are
    arranged exactly by HiGHS (the fewest drops, then moves) and the rounding
    fills the unbooked requests around them. With every booking valid nothing
    is spent on this.
 5. Small models (a few thousand arcs) go whole to CP-SAT, hinted, with one
    worker and ``linearization_level=2``. Larger ones are improved by
-   large-neighbourhood search over linked sessions (:mod:`.lns`); on models too
-   large for step 1, one of its two lanes hands district-sized windows to HiGHS
-   while the other solves small neighbourhoods with CP-SAT around them.
+   large-neighbourhood search over linked sessions
+   (:mod:`slotalloc.solver.search.lns`); on models too large for step 1, one of
+   its two lanes hands district-sized windows to HiGHS while the other solves
+   small neighbourhoods with CP-SAT around them.
+6. The Lagrangian multipliers are improved last, aimed at the final score,
+   when the bound does not yet prove it.
 
 With ``deterministic=True`` every limit is a CP-SAT deterministic-time budget
 and nothing reads the clock, so equal inputs give equal results; HiGHS, which
@@ -42,15 +45,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
+from slotalloc._typing import BoolArray, FloatArray, IntArray
 from slotalloc.compile import Compiled
 from slotalloc.result import score_of_arcs
 from slotalloc.solver.bounds.lagrangian import Lagrangian, improve_multipliers
-from slotalloc.solver.bounds.lp import solve_lp
+from slotalloc.solver.bounds.lp import LpRelaxation, solve_lp
 from slotalloc.solver.build import build_formulation
 from slotalloc.solver.formulation import Formulation
 from slotalloc.solver.mip import MipProcess
+from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
 from slotalloc.solver.search.cpsat_run import run_cpsat
@@ -62,64 +66,19 @@ __all__ = ["DEFAULT_TIME_LIMIT", "PARAMS", "OptimizerParams", "Optimum", "optimi
 
 log = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.int64]
-
-#: Seconds (or deterministic units) when the caller gives no limit.
-DEFAULT_TIME_LIMIT = 10.0
-
-
-@dataclass(frozen=True)
-class OptimizerParams:
-    """Tuning constants of the batch optimiser, each with the measurement that chose it.
-
-    Measured on the project's machine kind (2 cores) with ``benchmarks/quality/quality.py``
-    and ``benchmarks/quality/matrix.py``; see ``benchmarks/RESULTS.md``.
-    """
-
-    #: Models up to this many arcs are solved whole by CP-SAT.
-    whole_model_arcs: int = 2500
-    #: Share of a wall-clock budget kept back for building the result.
-    reserve: float = 0.04
-    #: Share of the budget kept for the Lagrangian multiplier search at the end.
-    #: Measured on the district (10 s): 5 % -> bound 0.21 % above the score, 15 % ->
-    #: 0.08 %, 25 % -> 0.07 %, the score unchanged (its search has converged by then).
-    bound_share: float = 0.15
-    #: Fewest multiplier steps worth running: the first few rarely lower the bound
-    #: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.15 % after 19,
-    #: for 0.02-0.05 % of score given up by the search), and below that the search
-    #: makes better use of the time.
-    bound_min_steps: int = 10
-    #: Most multiplier steps (past ~100 the bound barely moves, measured on a district).
-    bound_steps_max: int = 200
-    #: Deterministic runs count multiplier steps in place of seconds: one step costs
-    #: about this much per session (measured on the city: 0.068 s for 449 sessions).
-    seconds_per_session: float = 1.5e-4
-    #: Share of the search budget spent on the bookings alone when some bookings
-    #: cannot all be kept (a caregiver cut): measured on the city cut, 31 drops
-    #: after 10 s against 35 without the phase.
-    rebalance_share: float = 0.6
-    #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a thread
-    #: beside the search (wall-clock runs only: HiGHS has no deterministic budget).
-    mip_max_arcs: int = 20000
-    #: Larger models up to ``mip_window_max_arcs``: one search lane hands
-    #: neighbourhoods of ``mip_window_arcs`` arcs to HiGHS, at most
-    #: ``mip_window_seconds`` each (0 turns it off). Measured at 10 s against two
-    #: CP-SAT lanes: 10k requests / 40 sites (24.7k arcs) +0.7 % of score; cities
-    #: (50k arcs) -1.0 % to +0.1 % (a 6k-arc window is too small a share of a city
-    #: to pay for the lane), so cities keep both CP-SAT lanes.
-    mip_window_arcs: int = 6000
-    mip_window_seconds: float = 3.0
-    mip_window_max_arcs: int = 30000
-
-
-PARAMS = OptimizerParams()
 #: Kept for callers that read the threshold directly.
 WHOLE_MODEL_ARCS = PARAMS.whole_model_arcs
+
+#: ``on_progress`` of :func:`optimize`: called with (score, bound).
+ProgressFn = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
 class Optimum:
-    """The optimiser's answer: chosen arcs, their score, a safe bound, and a proof flag."""
+    """The optimiser's answer: chosen arcs, their score, a safe bound, and a proof flag.
+
+    ``stats`` holds the phases' figures (free-form), in the order they ran.
+    """
 
     arcs: IntArray
     score: int
@@ -134,7 +93,7 @@ def optimize(
     time_limit: float | None = None,
     seed: int = 0,
     deterministic: bool = False,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    on_progress: ProgressFn | None = None,
     started: float | None = None,
     fairness: GroupFairness | None = None,
     hint: IntArray | None = None,
@@ -174,6 +133,13 @@ def optimize(
     params
         Tuning constants (:class:`OptimizerParams`).
 
+    Returns
+    -------
+    Optimum
+        The chosen arcs, their score, the best proven bound (None when the
+        bounds disagree with a valid score, which a correct LP never gives)
+        and whether the two meet.
+
     Raises
     ------
     ValueError
@@ -184,243 +150,394 @@ def optimize(
     limit = DEFAULT_TIME_LIMIT if time_limit is None else max(0.0, float(time_limit))
     deadline = t0 + limit * (1 - params.reserve)
     stats: dict[str, object] = {}
-
-    def left() -> float:
-        return deadline - time.perf_counter()
-
-    t = time.perf_counter()
-    f = build_formulation(c, fairness)
-    stats["model_build_seconds"] = round(time.perf_counter() - t, 4)
-    stats["arcs"] = c.n_arcs
-    stats["rows"] = f.n_rows
+    f = _build(c, fairness, stats)
+    run = _Run(c, f, params, deterministic, limit, deadline, seed, focus, stats)
     # HiGHS gets the second core from the start: the LP and the rounding below
     # run on one.
-    mip = None
-    greedy = None
-    mip_end = deadline
-    if not deterministic and 0 < c.n_arcs <= params.mip_max_arcs:
-        # The greedy start (milliseconds on a district) as its first incumbent.
-        greedy = round_and_repair(c, None, fairness=fairness)
-        mip = MipProcess(
-            f,
-            time_limit=left(),
-            hint=None if greedy is None else f.values_of_arcs(greedy),
-        )
-
-    t = time.perf_counter()
-    f_lp = build_formulation(c, fairness)
-    add_staffing_hull(f_lp)
-    lp = solve_lp(f_lp, time_limit=None if deterministic else max(0.05, 0.5 * left()))
-    stats["lp_seconds"] = round(time.perf_counter() - t, 4)
-    bound = lp.bound
-    stats["lp_bound"] = lp.bound
-    lag: Lagrangian | None = None
-    if lp.optimal and fairness is None:
-        t = time.perf_counter()
-        try:
-            lag = Lagrangian(f_lp)
-        except ValueError as exc:  # sub-problems too large: the LP bound stands
-            log.info("no Lagrangian bound: %s", exc)
-    if lag is not None:
-        u0 = lag.multipliers(lp.duals)
-        # Timed as the search's steps will run (with the arc sets), for its budget.
-        lag_bound = lag.safe_bound(lag.evaluate(u0, choose=True)[0], u0)
-        stats["lagrangian_seconds"] = round(time.perf_counter() - t, 4)
-        stats["lagrangian_bound"] = lag_bound
-        if lag_bound is not None and (bound is None or lag_bound < bound):
-            bound = lag_bound
-        # The multiplier search runs last, aimed at the final score: keep its share,
-        # unless too few steps would fit in it (then the search keeps the time).
-        # Deterministic runs count steps by the instance's size, never the clock.
-        if deterministic:
-            per_step = params.seconds_per_session * max(1, c.n_sessions)
-        else:
-            per_step = 1.1 * (time.perf_counter() - t)
-        bound_steps = min(
-            params.bound_steps_max, int(params.bound_share * limit / max(per_step, 1e-9))
-        )
-        if bound_steps < params.bound_min_steps:
-            lag = None
-        elif not deterministic:
-            deadline -= params.bound_share * limit
-
-    A = c.n_arcs
-    found = [greedy if mip is not None else round_and_repair(c, None, fairness=fairness)]
-    if hint is not None:
-        found.append(round_and_repair(c, None, start=hint, fairness=fairness))
-    if lp.optimal:
-        caps = corner_caps(f_lp, lp.values)
-        found.append(round_and_repair(c, lp.values[:A], group_caps=caps, fairness=fairness))
-        found.append(round_and_repair(c, lp.values[:A], fairness=fairness))
-    candidates = [a for a in found if a is not None]
-    if not candidates:
-        raise ValueError("min_group_rate cannot be met together with the locked bookings")
+    mip, greedy = _start_mip(run, fairness)
+    bounds = _bounds(run, fairness)
+    first = greedy if mip is not None else round_and_repair(c, None, fairness=fairness)
+    candidates = _rounding(run, bounds, first, hint, fairness)
     scores = [score_of_arcs(c, a) for a in candidates]
     best_i = int(np.argmax(scores))
     arcs, score = candidates[best_i], scores[best_i]
-    stats["rounding_score"] = score
-    if bound is not None:
-        bound = f.lattice_floor(bound)
-    if bound is not None and bound < score:  # cannot happen with a correct LP; stay safe
-        log.warning("LP bound %d below a valid score %d; dropping it", bound, score)
-        bound = None
+    run.stats["rounding_score"] = score
+    bound = _checked_bound(run.f, bounds.bound, score, "LP bound")
     if on_progress is not None:
         on_progress(score, bound)
     if bound is not None and score == bound:
         if mip is not None:
             mip.stop()
-        return Optimum(arcs, score, bound, True, stats)
+        return Optimum(arcs, score, bound, True, run.stats)
 
-    values = f.values_of_arcs(arcs)
-    best_score = score
-
-    def improved(new_score: int, new_bound: int | None = None) -> None:
-        nonlocal best_score
-        if new_score > best_score:
-            best_score = new_score
-            if on_progress is not None:
-                on_progress(new_score, bound)
-
+    progress = _Progress(on_progress, score, bound)
     if c.n_arcs <= params.whole_model_arcs:
-        run = run_cpsat(
-            f,
-            hint=values,
-            max_time=None if deterministic else max(0.05, left()),
-            max_dtime=limit if deterministic else None,
-            seed=seed,
-            on_solution=None if deterministic else improved,
-            stop=None if mip is None else mip.proven,
+        values, score, bound = _whole_model(
+            run, f.values_of_arcs(arcs), score, bound, progress, mip
         )
-        stats["cpsat_dtime"] = round(run.deterministic_time, 3)
-        if run.values is not None and run.objective is not None and run.objective >= score:
-            values, score = run.values, run.objective
-        if run.bound is not None:
-            bound = run.bound if bound is None else min(bound, run.bound)
-        stats["strategy"] = "whole-model"
+        progress.bound = bound
     else:
-        budget = LnsBudget(dtime=limit) if deterministic else LnsBudget(deadline=deadline)
-        booked = c.drop_cost > 0
-        movable = booked & ~c.locked
-        # Only when the bookings cannot all stay (the greedy start, which keeps
-        # every booking that fits, had to leave one out): with every booking
-        # valid the phase would only take time from the full search.
-        kept_all = _keeps_bookings(c, candidates[0]) if candidates else True
-        stats["bookings_all_kept"] = kept_all
-        rebalance = fairness is None and movable.any() and not booked.all() and not kept_all
-        if rebalance and not deterministic:
-            # A drop costs as much as a hundred children served, and undoing one
-            # takes a chain of moves through other bookings. The bookings alone (the
-            # unbooked requests left out) make a small model that HiGHS solves
-            # exactly in about a second on a city: the fewest drops and moves, as
-            # the start around which the unbooked requests are then filled in.
-            t = time.perf_counter()
-            kept = _arrange_bookings(f, candidates[0], time_limit=0.5 * max(0.0, left()))
-            stats["bookings_mip_seconds"] = round(time.perf_counter() - t, 4)
-            if kept is not None:
-                stats["bookings_mip_score"] = score_of_arcs(c, kept)
-                starts = [round_and_repair(c, None, start=kept)]
-                if lp.optimal:
-                    starts.append(round_and_repair(c, lp.values[:A], start=kept))
-                for filled in starts:
-                    assert filled is not None  # no fairness rule here
-                    filled_score = score_of_arcs(c, filled)
-                    if filled_score > score:
-                        arcs, score = filled, filled_score
-                        values = f.values_of_arcs(arcs)
-                        improved(score)
-        elif rebalance:
-            # Deterministic runs have no HiGHS: the bookings alone are searched by
-            # large-neighbourhood search instead (small sub-models hold the chains
-            # of moves), then the unbooked requests are filled in around them.
-            phase = _split(budget, limit, deadline, params.rebalance_share)
-            only = arcs[booked[c.arc_req[arcs]]]
-            first = large_neighbourhood_search(
-                f,
-                f.values_of_arcs(only),
-                score_of_arcs(c, only),
-                phase,
-                seed=seed,
-                focus=focus,
-                movable=movable,
-            )
-            kept = np.flatnonzero(first.values[:A]).astype(np.int64)
-            filled = round_and_repair(c, None, start=kept)
-            assert filled is not None  # no fairness rule here
-            filled_score = score_of_arcs(c, filled)
-            stats["rebalance_bookings_score"] = first.objective
-            if filled_score > score:
-                arcs, score = filled, filled_score
-                values = f.values_of_arcs(arcs)
-                improved(score)
-            if deterministic:
-                budget = LnsBudget(dtime=max(0.0, limit - first.dtime))
-        out = large_neighbourhood_search(
-            f,
-            values,
-            score,
-            budget,
-            seed=seed,
-            target=lp.values[:A] if lp.optimal else None,
-            focus=focus,
-            on_improve=lambda _v, s: improved(s),
-            lanes=1 if mip is not None else 2,
-            stop=None if mip is None else mip.proven,
-            mip_window=params.mip_window_arcs
-            if mip is None and c.n_arcs <= params.mip_window_max_arcs
-            else 0,
-            mip_window_seconds=params.mip_window_seconds,
-        )
-        values, score = out.values, out.objective
-        stats["strategy"] = "lns"
-        stats["lns_steps"] = out.steps
-        stats["lns_improving_steps"] = out.improving_steps
-    arcs = np.flatnonzero(values[:A]).astype(np.int64)
+        # The greedy start keeps every booking that fits: it tells whether some cannot.
+        values, score = _search(run, bounds.lp, arcs, score, candidates[0], fairness, progress, mip)
+    arcs = np.flatnonzero(values[: c.n_arcs]).astype(np.int64)
     score = score_of_arcs(c, arcs)
     if mip is not None:
-        if bound is not None and f.lattice_floor(bound) <= score:
-            mip.stop()  # already proven: its answer cannot help
-        # Its time limit ends with the budget; a child that overruns it is ended.
-        mrun = mip.result(timeout=max(0.0, mip_end - time.perf_counter()) + 0.5)
-        stats["mip_score"] = mrun.objective
-        stats["mip_bound"] = mrun.bound
-        if mrun.values is not None and mrun.objective is not None and mrun.objective > score:
-            arcs = np.flatnonzero(mrun.values[:A]).astype(np.int64)
-            score = score_of_arcs(c, arcs)
-            improved(score)
-        if mrun.bound is not None:
-            bound = mrun.bound if bound is None else min(bound, mrun.bound)
-    if lag is not None and bound is not None and bound > score:  # no proof yet
-        t = time.perf_counter()
-        value, best_u, done = improve_multipliers(
-            lag,
-            u0,
-            float(score),
-            steps=bound_steps if deterministic else params.bound_steps_max,
-            deadline=None if deterministic else deadline + params.bound_share * limit,
-        )
-        improved_bound = lag.safe_bound(value, best_u)
-        stats["multiplier_steps"] = done
-        stats["multiplier_seconds"] = round(time.perf_counter() - t, 4)
-        stats["multiplier_bound"] = improved_bound
-        if improved_bound is not None and improved_bound < bound:
-            bound = improved_bound
-    if bound is not None:
-        bound = f.lattice_floor(bound)
-    if bound is not None and bound < score:
-        log.warning("bound %d below a valid score %d; dropping it", bound, score)
-        bound = None
+        arcs, score, bound = _collect_mip(run, mip, deadline, arcs, score, bound, progress)
+    if bounds.lag is not None and bound is not None and bound > score:  # no proof yet
+        bound = _multipliers(run, bounds, score, bound)
+    bound = _checked_bound(run.f, bound, score, "bound")
     optimal = bound is not None and bound == score
     if on_progress is not None and bound is not None:
         on_progress(score, bound)
-    return Optimum(arcs, score, bound, optimal, stats)
+    return Optimum(arcs, score, bound, optimal, run.stats)
 
 
-def _split(budget: LnsBudget, limit: float, deadline: float, share: float) -> LnsBudget:
-    """The first ``share`` of what is left of a search budget."""
-    if budget.dtime is not None:
-        return LnsBudget(dtime=share * budget.dtime)
-    now = time.perf_counter()
-    return LnsBudget(deadline=now + share * max(0.0, deadline - now))
+@dataclass
+class _Run:
+    """What every phase reads: the model, the budget, the figures recorded so far."""
+
+    c: Compiled
+    f: Formulation
+    params: OptimizerParams
+    deterministic: bool
+    #: The caller's budget (wall seconds or deterministic units).
+    limit: float
+    #: When the search must end (wall clock); the multiplier search's share comes
+    #: off it when that search will run.
+    deadline: float
+    seed: int
+    focus: IntArray | None
+    stats: dict[str, object]
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+class _Progress:
+    """The best score reported so far, and the bound the reports carry."""
+
+    def __init__(self, on_progress: ProgressFn | None, score: int, bound: int | None) -> None:
+        self._on_progress = on_progress
+        self.best = score
+        self.bound = bound
+
+    def improved(self, new_score: int, new_bound: int | None = None) -> None:
+        """Report a better score, or a tighter bound, with the best bound known."""
+        tighter = new_bound is not None and (self.bound is None or new_bound < self.bound)
+        if tighter:
+            self.bound = new_bound
+        better = new_score > self.best
+        if better:
+            self.best = new_score
+        if (better or tighter) and self._on_progress is not None:
+            self._on_progress(self.best, self.bound)
+
+
+def _build(c: Compiled, fairness: GroupFairness | None, stats: dict[str, object]) -> Formulation:
+    t = time.perf_counter()
+    f = build_formulation(c, fairness)
+    stats["model_build_seconds"] = round(time.perf_counter() - t, 4)
+    stats["arcs"] = c.n_arcs
+    stats["rows"] = f.n_rows
+    return f
+
+
+def _start_mip(
+    run: _Run, fairness: GroupFairness | None
+) -> tuple[MipProcess | None, IntArray | None]:
+    """HiGHS on the whole model, for wall-clock runs of district size; with its greedy start."""
+    c = run.c
+    if run.deterministic or not 0 < c.n_arcs <= run.params.mip_max_arcs:
+        return None, None
+    # The greedy start (milliseconds on a district) as its first incumbent.
+    greedy = round_and_repair(c, None, fairness=fairness)
+    hint = None if greedy is None else run.f.values_of_arcs(greedy)
+    return MipProcess(run.f, time_limit=run.left(), hint=hint), greedy
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """The bounding phase's outcome, and what the multiplier search needs later."""
+
+    lp: LpRelaxation
+    #: The LP's model (with the staffing hull), for the rounding's corner caps.
+    f_lp: Formulation
+    bound: int | None
+    lag: Lagrangian | None = None
+    u0: FloatArray | None = None
+    steps: int = 0
+
+
+def _bounds(run: _Run, fairness: GroupFairness | None) -> _Bounds:
+    """The LP bound, then the Lagrangian one priced by its duals."""
+    c, stats, params = run.c, run.stats, run.params
+    t = time.perf_counter()
+    f_lp = build_formulation(c, fairness)
+    add_staffing_hull(f_lp)
+    lp = solve_lp(
+        f_lp,
+        time_limit=None if run.deterministic else max(0.05, 0.5 * run.left()),
+        glop_parameters=params.glop_parameters,
+    )
+    stats["lp_seconds"] = round(time.perf_counter() - t, 4)
+    stats["lp_bound"] = lp.bound
+    if not lp.optimal or fairness is not None:
+        return _Bounds(lp, f_lp, lp.bound)
+    t = time.perf_counter()
+    try:
+        lag = Lagrangian(f_lp)
+    except ValueError as exc:  # sub-problems too large: the LP bound stands
+        log.info("no Lagrangian bound: %s", exc)
+        return _Bounds(lp, f_lp, lp.bound)
+    u0 = lag.multipliers(lp.duals)
+    # Timed as the search's steps will run (with the arc sets), for its budget.
+    lag_bound = lag.safe_bound(lag.evaluate(u0, choose=True)[0], u0)
+    stats["lagrangian_seconds"] = round(time.perf_counter() - t, 4)
+    stats["lagrangian_bound"] = lag_bound
+    bound = lp.bound
+    if lag_bound is not None and (bound is None or lag_bound < bound):
+        bound = lag_bound
+    # The multiplier search runs last, aimed at the final score: keep its share,
+    # unless too few steps would fit in it (then the search keeps the time).
+    # Deterministic runs count steps by the instance's size, never the clock.
+    if run.deterministic:
+        per_step = params.seconds_per_session * max(1, c.n_sessions)
+    else:
+        per_step = 1.1 * (time.perf_counter() - t)
+    steps = min(params.bound_steps_max, int(params.bound_share * run.limit / max(per_step, 1e-9)))
+    if steps < params.bound_min_steps:
+        return _Bounds(lp, f_lp, bound)
+    if not run.deterministic:
+        run.deadline -= params.bound_share * run.limit
+    return _Bounds(lp, f_lp, bound, lag, u0, steps)
+
+
+def _rounding(
+    run: _Run,
+    bounds: _Bounds,
+    greedy: IntArray | None,
+    hint: IntArray | None,
+    fairness: GroupFairness | None,
+) -> list[IntArray]:
+    """Valid starting assignments: ``greedy``, around the hint, and the LP point rounded.
+
+    The greedy one comes first when it exists (None: its fairness repair failed).
+
+    Raises
+    ------
+    ValueError
+        When none meets the fairness rule.
+    """
+    c = run.c
+    A = c.n_arcs
+    lp = bounds.lp
+    found = [greedy]
+    if hint is not None:
+        found.append(round_and_repair(c, None, start=hint, fairness=fairness))
+    if lp.optimal:
+        caps = corner_caps(bounds.f_lp, lp.values)
+        found.append(round_and_repair(c, lp.values[:A], group_caps=caps, fairness=fairness))
+        found.append(round_and_repair(c, lp.values[:A], fairness=fairness))
+    candidates = [a for a in found if a is not None]
+    if not candidates:
+        raise ValueError("min_group_rate cannot be met together with the locked bookings")
+    return candidates
+
+
+def _checked_bound(f: Formulation, bound: int | None, score: int, what: str) -> int | None:
+    """``bound`` rounded down onto the objective's lattice; None if below a valid score."""
+    if bound is None:
+        return None
+    bound = f.lattice_floor(bound)
+    if bound < score:  # cannot happen with correct bounds; stay safe
+        log.warning("%s %d below a valid score %d; dropping it", what, bound, score)
+        return None
+    return bound
+
+
+def _whole_model(
+    run: _Run,
+    values: IntArray,
+    score: int,
+    bound: int | None,
+    progress: _Progress,
+    mip: MipProcess | None,
+) -> tuple[IntArray, int, int | None]:
+    """CP-SAT on the whole model, hinted with the incumbent: values, score and bound."""
+    det = run.deterministic
+    cp = run_cpsat(
+        run.f,
+        hint=values,
+        max_time=None if det else max(0.05, run.left()),
+        max_dtime=run.limit if det else None,
+        seed=run.seed,
+        on_solution=None if det else progress.improved,
+        stop=None if mip is None else mip.proven,
+    )
+    run.stats["cpsat_dtime"] = round(cp.deterministic_time, 3)
+    if cp.values is not None and cp.objective is not None and cp.objective >= score:
+        values, score = cp.values, cp.objective
+    if cp.bound is not None:
+        bound = cp.bound if bound is None else min(bound, cp.bound)
+    run.stats["strategy"] = "whole-model"
+    return values, score, bound
+
+
+def _search(
+    run: _Run,
+    lp: LpRelaxation,
+    arcs: IntArray,
+    score: int,
+    greedy: IntArray,
+    fairness: GroupFairness | None,
+    progress: _Progress,
+    mip: MipProcess | None,
+) -> tuple[IntArray, int]:
+    """The bookings phase when some cannot all stay, then the neighbourhood search."""
+    c, f, params, stats = run.c, run.f, run.params, run.stats
+    A = c.n_arcs
+    booked = c.drop_cost > 0
+    movable = booked & ~c.locked
+    # Only when the bookings cannot all stay (the greedy start, which keeps
+    # every booking that fits, had to leave one out): with every booking
+    # valid the phase would only take time from the full search.
+    kept_all = _keeps_bookings(c, greedy)
+    stats["bookings_all_kept"] = kept_all
+    rebalance = fairness is None and movable.any() and not booked.all() and not kept_all
+    budget = LnsBudget(dtime=run.limit) if run.deterministic else LnsBudget(deadline=run.deadline)
+    if rebalance and not run.deterministic:
+        starts = _bookings_by_mip(run, lp, greedy)
+    elif rebalance:
+        starts, spent = _bookings_by_search(run, arcs, movable)
+        budget = LnsBudget(dtime=max(0.0, run.limit - spent))
+    else:
+        starts = []
+    for start in starts:
+        start_score = score_of_arcs(c, start)
+        if start_score > score:
+            arcs, score = start, start_score
+            progress.improved(score)
+    values = f.values_of_arcs(arcs)
+    out = large_neighbourhood_search(
+        f,
+        values,
+        score,
+        budget,
+        seed=run.seed,
+        target=lp.values[:A] if lp.optimal else None,
+        focus=run.focus,
+        on_improve=lambda _v, s: progress.improved(s),
+        lanes=1 if mip is not None else 2,
+        stop=None if mip is None else mip.proven,
+        mip_window=params.mip_window_arcs
+        if mip is None and c.n_arcs <= params.mip_window_max_arcs
+        else 0,
+        mip_window_seconds=params.mip_window_seconds,
+    )
+    stats["strategy"] = "lns"
+    stats["lns_steps"] = out.steps
+    stats["lns_improving_steps"] = out.improving_steps
+    return out.values, out.objective
+
+
+def _bookings_by_mip(run: _Run, lp: LpRelaxation, greedy: IntArray) -> list[IntArray]:
+    """Starts filled around the bookings as HiGHS arranges them alone (wall-clock runs).
+
+    A drop costs as much as a hundred children served, and undoing one takes a
+    chain of moves through other bookings. The bookings alone (the unbooked
+    requests left out) make a small model that HiGHS solves exactly in about a
+    second on a city: the fewest drops and moves, as the start around which the
+    unbooked requests are then filled in.
+    """
+    c = run.c
+    t = time.perf_counter()
+    kept = _arrange_bookings(run.f, greedy, time_limit=0.5 * max(0.0, run.left()))
+    run.stats["bookings_mip_seconds"] = round(time.perf_counter() - t, 4)
+    if kept is None:
+        return []
+    run.stats["bookings_mip_score"] = score_of_arcs(c, kept)
+    starts = [round_and_repair(c, None, start=kept)]
+    if lp.optimal:
+        starts.append(round_and_repair(c, lp.values[: c.n_arcs], start=kept))
+    out = [s for s in starts if s is not None]
+    assert len(out) == len(starts)  # no fairness rule here
+    return out
+
+
+def _bookings_by_search(
+    run: _Run, arcs: IntArray, movable: BoolArray
+) -> tuple[list[IntArray], float]:
+    """A start filled around the bookings as a search of them alone leaves them.
+
+    Deterministic runs have no HiGHS: the bookings alone are searched by
+    large-neighbourhood search instead (small sub-models hold the chains of
+    moves), for ``rebalance_share`` of the budget; returns the start and the
+    deterministic time spent.
+    """
+    c, f = run.c, run.f
+    booked = c.drop_cost > 0
+    only = arcs[booked[c.arc_req[arcs]]]
+    first = large_neighbourhood_search(
+        f,
+        f.values_of_arcs(only),
+        score_of_arcs(c, only),
+        LnsBudget(dtime=run.params.rebalance_share * run.limit),
+        seed=run.seed,
+        focus=run.focus,
+        movable=movable,
+    )
+    kept = np.flatnonzero(first.values[: c.n_arcs]).astype(np.int64)
+    filled = round_and_repair(c, None, start=kept)
+    assert filled is not None  # no fairness rule here
+    run.stats["rebalance_bookings_score"] = first.objective
+    return [filled], first.dtime
+
+
+def _collect_mip(
+    run: _Run,
+    mip: MipProcess,
+    mip_end: float,
+    arcs: IntArray,
+    score: int,
+    bound: int | None,
+    progress: _Progress,
+) -> tuple[IntArray, int, int | None]:
+    """HiGHS's answer and bound, taken where they beat the search's."""
+    c = run.c
+    if bound is not None and run.f.lattice_floor(bound) <= score:
+        mip.stop()  # already proven: its answer cannot help
+    # Its time limit ends with the budget; a child that overruns it is ended.
+    mrun = mip.result(timeout=max(0.0, mip_end - time.perf_counter()) + 0.5)
+    run.stats["mip_score"] = mrun.objective
+    run.stats["mip_bound"] = mrun.bound
+    if mrun.values is not None and mrun.objective is not None and mrun.objective > score:
+        arcs = np.flatnonzero(mrun.values[: c.n_arcs]).astype(np.int64)
+        score = score_of_arcs(c, arcs)
+        progress.improved(score)
+    if mrun.bound is not None:
+        bound = mrun.bound if bound is None else min(bound, mrun.bound)
+    return arcs, score, bound
+
+
+def _multipliers(run: _Run, bounds: _Bounds, score: int, bound: int) -> int:
+    """The Lagrangian bound after a multiplier search aimed at ``score``."""
+    assert bounds.lag is not None and bounds.u0 is not None
+    params = run.params
+    t = time.perf_counter()
+    value, best_u, done = improve_multipliers(
+        bounds.lag,
+        bounds.u0,
+        float(score),
+        steps=bounds.steps if run.deterministic else params.bound_steps_max,
+        deadline=None if run.deterministic else run.deadline + params.bound_share * run.limit,
+    )
+    improved_bound = bounds.lag.safe_bound(value, best_u)
+    run.stats["multiplier_steps"] = done
+    run.stats["multiplier_seconds"] = round(time.perf_counter() - t, 4)
+    run.stats["multiplier_bound"] = improved_bound
+    if improved_bound is not None and improved_bound < bound:
+        return improved_bound
+    return bound
 
 
 def _keeps_bookings(c: Compiled, arcs: IntArray) -> bool:

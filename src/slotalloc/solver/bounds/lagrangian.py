@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
+from slotalloc.rules import over_session_limits
 from slotalloc.solver.formulation import INF, Formulation, group_rows, safe_floor
 
 __all__ = [
@@ -46,7 +48,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Row blocks that link sessions; every other block of the formulation is per session.
 COUPLING_BLOCKS = frozenset({"request_once", "overlap", "child_cap"})
@@ -327,17 +329,49 @@ def session_best(
     the value and the indices of a maximising set (empty unless ``choose``,
     and empty too when keeping the tables to trace it back would exceed
     :data:`MAX_STAGE_STATES`: the set only steers the multiplier search, and
-    every value it meets stays a valid bound).
+    every value it meets stays a valid bound). ``pool_lcm`` is 0 under
+    ``per_group`` staffing (as for :func:`slotalloc.rules.caregiver_need`).
     """
     G = groups.shape[1]
     reach = groups.sum(axis=0).tolist()
     dims = [min(group_cap[g], capacity, reach[g]) + 1 for g in range(G)]
-    size = groups.sum(axis=1)
-    single = size == 1
-    free_single = single & ~forced
-    # Single-child arcs first: from the empty table their counts add up group by
-    # group, so the table is the outer sum of each group's best prefix sums (-inf
-    # past its arcs). The other arcs follow one by one; max-plus steps commute.
+    single = groups.sum(axis=1) == 1
+    table, firsts = _single_child_table(profit, groups, single & ~forced, dims)
+    others = np.flatnonzero(forced | ~single).tolist()
+    if choose and len(others) * table.size > MAX_STAGE_STATES:
+        choose = False
+    stages: list[tuple[FloatArray, int]] = []  # (table before, arc), to trace back
+    for a in others:
+        moved = np.full(dims, -np.inf)
+        sl = _shift(table, groups[a].tolist())
+        if sl is not None:
+            moved[sl[1]] = table[sl[0]] + profit[a]
+        if choose:
+            stages.append((table, a))
+        table = moved if forced[a] else np.maximum(table, moved)
+    # The group caps bound the table's axes; capacity and staffing mask its states.
+    bad = over_session_limits(np.indices(dims), capacity, caregivers, ratio, pool_lcm)
+    masked = np.where(bad, -np.inf, table)
+    flat = int(np.argmax(masked))
+    best = float(masked.flat[flat])
+    if not math.isfinite(best):
+        return None
+    if not choose:
+        return SessionAnswer(best, np.zeros(0, dtype=np.int64))
+    n = [int(x) for x in np.unravel_index(flat, dims)]
+    return SessionAnswer(best, _trace_back(n, table, stages, forced, groups, firsts))
+
+
+def _single_child_table(
+    profit: FloatArray, groups: IntArray, free_single: BoolArray, dims: list[int]
+) -> tuple[FloatArray, list[IntArray]]:
+    """The table of the free single-child arcs alone, and each group's arcs by profit.
+
+    From the empty table their counts add up group by group, so the table is
+    the outer sum of each group's best prefix sums (-inf past its arcs). The
+    other arcs follow one by one; max-plus steps commute.
+    """
+    G = len(dims)
     table = np.zeros(dims)
     firsts: list[IntArray] = []
     for g in range(G):
@@ -350,35 +384,18 @@ def session_best(
         shape[g] = dims[g]
         table = table + line.reshape(shape)
         firsts.append(idx)
-    others = np.flatnonzero(forced | ~single).tolist()
-    if choose and len(others) * table.size > MAX_STAGE_STATES:
-        choose = False
-    stages: list[tuple[FloatArray, int]] = []  # (table before, arc), to trace back
-    for a in others:
-        d = groups[a].tolist()
-        moved = np.full(dims, -np.inf)
-        sl = _shift(table, d)
-        if sl is not None:
-            moved[sl[1]] = table[sl[0]] + profit[a]
-        if choose:
-            stages.append((table, a))
-        table = moved if forced[a] else np.maximum(table, moved)
-    counts = np.indices(dims)
-    bad = counts.sum(axis=0) > capacity
-    if pool_lcm:
-        need = sum(counts[g] * (pool_lcm // ratio[g]) for g in range(G))
-        bad |= need > caregivers * pool_lcm
-    else:
-        need = sum(-(-counts[g] // ratio[g]) for g in range(G))
-        bad |= need > caregivers
-    masked = np.where(bad, -np.inf, table)
-    flat = int(np.argmax(masked))
-    best = float(masked.flat[flat])
-    if not math.isfinite(best):
-        return None
-    if not choose:
-        return SessionAnswer(best, np.zeros(0, dtype=np.int64))
-    n = [int(x) for x in np.unravel_index(flat, dims)]
+    return table, firsts
+
+
+def _trace_back(
+    n: list[int],
+    table: FloatArray,
+    stages: list[tuple[FloatArray, int]],
+    forced: BoolArray,
+    groups: IntArray,
+    firsts: list[IntArray],
+) -> IntArray:
+    """The arcs of a best set ending at counts ``n``, sorted: stage by stage, then singles."""
     picked: list[int] = []
     after = table
     for before, a in reversed(stages):
@@ -387,6 +404,6 @@ def session_best(
             n = [x - y for x, y in zip(n, groups[a].tolist(), strict=True)]
         after = before
     # What is left of the counts are single-child arcs: each group's best ones.
-    for g in range(G):
-        picked.extend(firsts[g][: n[g]].tolist())
-    return SessionAnswer(best, np.array(sorted(picked), dtype=np.int64))
+    for g, first in enumerate(firsts):
+        picked.extend(first[: n[g]].tolist())
+    return np.array(sorted(picked), dtype=np.int64)

@@ -15,17 +15,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from ortools.linear_solver import linear_solver_pb2 as lpb  # type: ignore[attr-defined]
 from ortools.linear_solver.python import model_builder_helper as mbh
 
+from slotalloc._typing import FloatArray
 from slotalloc.solver.formulation import INF, LinearModel, safe_floor
+from slotalloc.solver.params import PARAMS
 
 __all__ = ["LpRelaxation", "solve_lp"]
 
 log = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def _dual_bound(f: LinearModel, y: FloatArray) -> tuple[float, float]:
     """Weak-duality bound of ``max obj @ v + offset`` for multipliers ``y``, and its scale.
 
     The scale is the sum of the magnitudes of every term the bound is computed
-    from (for :func:`~.formulation.safe_floor`'s padding).
+    from (for :func:`~slotalloc.solver.formulation.safe_floor`'s padding).
     """
     d = f.obj.astype(np.float64)
     total = float(f.offset)
@@ -97,13 +96,12 @@ def _dual_bound(f: LinearModel, y: FloatArray) -> tuple[float, float]:
     return total, scale
 
 
-#: GLOP's dual simplex with cost perturbation, measured against its default primal
-#: simplex (the same optimum): ten-city LP 14.8 s against 29.3 s, city 0.45 s
-#: against 0.76 s, and with the group-fairness rows 2.5 s against 8.5 s.
-_GLOP_PARAMETERS = "use_dual_simplex:true,perturb_costs_in_dual_simplex:true"
-
-
-def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
+def solve_lp(
+    f: LinearModel,
+    time_limit: float | None = None,
+    *,
+    glop_parameters: str = PARAMS.glop_parameters,
+) -> LpRelaxation:
     """Solve the relaxation with GLOP; the bound is safe even if GLOP is inexact.
 
     Parameters
@@ -111,7 +109,10 @@ def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
     f
         The formulation (integrality is dropped).
     time_limit
-        Seconds for GLOP, or None for no limit (deterministic).
+        Wall seconds for GLOP, or None for no limit (deterministic).
+    glop_parameters
+        GLOP's parameters in text form (the measured choice:
+        :attr:`~slotalloc.solver.params.OptimizerParams.glop_parameters`).
 
     Returns
     -------
@@ -122,7 +123,7 @@ def solve_lp(f: LinearModel, time_limit: float | None = None) -> LpRelaxation:
     req = lpb.MPModelRequest()
     req.model.CopyFrom(_to_proto(f))
     req.solver_type = lpb.MPModelRequest.GLOP_LINEAR_PROGRAMMING
-    req.solver_specific_parameters = _GLOP_PARAMETERS
+    req.solver_specific_parameters = glop_parameters
     if time_limit is not None:
         req.solver_time_limit_seconds = max(0.01, float(time_limit))
     helper = mbh.ModelSolverHelper("glop")

@@ -30,8 +30,9 @@ from math import gcd
 import numpy as np
 import numpy.typing as npt
 
-from slotalloc.compile import Compiled, age_months
-from slotalloc.rules import Occupancy
+from slotalloc._typing import IntArray
+from slotalloc.compile import Compiled
+from slotalloc.rules import Occupancy, age_months, group_at_age
 from slotalloc.solver.formulation import INF, Formulation
 
 __all__ = [
@@ -39,11 +40,11 @@ __all__ = [
     "add_group_fairness",
     "as_fraction",
     "group_fairness",
+    "group_floor",
     "group_service",
     "repair_group_fairness",
 ]
 
-IntArray = npt.NDArray[np.int64]
 
 #: Coefficients stay below this so that a row's sum over every arc fits in int64.
 _COEF_LIMIT = 1 << 40
@@ -72,21 +73,28 @@ def as_fraction(rate: Fraction | float | int) -> Fraction:
 class GroupFairness:
     """The rule's integer data for one compiled instance.
 
-    ``coef[a, g]`` is arc a's term in group g's row; ``active[g]`` marks the
-    rows (groups with demand); ``home[r, g]`` the children of group g in
-    request r; ``demand[g]`` is ``D_g``.
+    One row per group for the rate (``min_group_rate``) and, for FORMAT §4
+    rule 8 (:func:`group_floor`), one per group with a floor. ``coef[a, k]``
+    is arc a's term in row k, ``rhs[k]`` its right-hand side and
+    ``weights[k, g]`` its coefficient on the session counts ``z_{s,g}`` of the
+    formulation; ``active[k]`` marks the rows in force; ``home[r, g]`` the
+    children of group g in request r; ``demand[g]`` is ``D_g``.
     """
 
-    rate: Fraction
+    rate: Fraction | None
     home: IntArray  # [R, G]
     demand: IntArray  # [G]
-    active: npt.NDArray[np.bool_]  # [G]
-    coef: IntArray  # [A, G]
+    active: npt.NDArray[np.bool_]  # [K]
+    coef: IntArray  # [A, K]
+    weights: IntArray  # [K, G]
+    rhs: IntArray  # [K]
+    names: tuple[str, ...]  # [K]
 
     def slack(self, arcs: npt.ArrayLike) -> IntArray:
-        """Row values ``sum_a coef[a, g]`` of chosen arcs, one per group (>= 0 when met)."""
+        """Row values ``sum_a coef[a, k] - rhs[k]`` of chosen arcs (>= 0 when met)."""
         chosen = np.asarray(arcs, dtype=np.int64)
-        return self.coef[chosen].sum(axis=0) if chosen.shape[0] else np.zeros_like(self.demand)
+        total = self.coef[chosen].sum(axis=0) if chosen.shape[0] else np.zeros_like(self.rhs)
+        return np.asarray(total - self.rhs, dtype=np.int64)
 
     def satisfied(self, arcs: npt.ArrayLike) -> bool:
         """Whether the chosen arcs meet the rule."""
@@ -105,10 +113,8 @@ def _home_groups(c: Compiled) -> IntArray:
     b = c.birth[c.req_child]
     d = c.sess_date[first[owner]]
     age = age_months(b[:, 0], b[:, 1], b[:, 2], d[:, 0], d[:, 1], d[:, 2])
-    inside = (age >= 0) & (age < c.month_group.shape[0]) & servable[owner]
-    g = np.full(age.shape, -1, dtype=np.int64)
-    g[inside] = c.month_group[age[inside]]
-    ok = g >= 0
+    g = group_at_age(age, c.month_group)
+    ok = (g >= 0) & servable[owner]
     np.add.at(home, (owner[ok], g[ok]), 1)
     return home
 
@@ -141,7 +147,54 @@ def group_fairness(c: Compiled, rate: Fraction | float | int) -> GroupFairness:
         if div > 1:
             coef[:, g] = col // div
     active = demand > 0
-    return GroupFairness(frac, home, demand, active, np.ascontiguousarray(coef))
+    weights = np.zeros((c.n_groups, c.n_groups), dtype=np.int64)
+    for g in range(c.n_groups):
+        # Unreduced: add_group_fairness divides by the gcd of the terms present.
+        weights[g] = np.where(np.arange(c.n_groups) == g, q * D, 0) - p * int(demand[g])
+    names = tuple(f"group_fairness_{n}" for n in c.group_names)
+    rhs = np.zeros(c.n_groups, dtype=np.int64)
+    return GroupFairness(
+        frac, home, demand, active, np.ascontiguousarray(coef), weights, rhs, names
+    )
+
+
+def group_floor(
+    c: Compiled, fcfs_arcs: npt.ArrayLike, *, also: GroupFairness | None = None
+) -> GroupFairness:
+    """FORMAT §4 rule 8: every group's child places at least those of ``fcfs_arcs``.
+
+    One row per age group, ``sum_a home[r(a), g] x_a >= P_g(F)``, over the
+    home-group counts (the children of a request by their age on the date of
+    its first preference), with ``F`` first-come-first-served; ``also`` (the
+    rate rule) keeps its rows beside them.
+    """
+    home = _home_groups(c)
+    h = home[c.arc_req]
+    chosen = np.asarray(fcfs_arcs, dtype=np.int64)
+    floor = h[chosen].sum(axis=0) if chosen.shape[0] else np.zeros(c.n_groups, dtype=np.int64)
+    G = c.n_groups
+    rule = GroupFairness(
+        None if also is None else also.rate,
+        home,
+        home.sum(axis=0),
+        floor > 0,
+        np.ascontiguousarray(h, dtype=np.int64),
+        np.eye(G, dtype=np.int64),
+        np.asarray(floor, dtype=np.int64),
+        tuple(f"group_floor_{n}" for n in c.group_names),
+    )
+    if also is None:
+        return rule
+    return GroupFairness(
+        also.rate,
+        home,
+        rule.demand,
+        np.concatenate([also.active, rule.active]),
+        np.ascontiguousarray(np.hstack([also.coef, rule.coef])),
+        np.vstack([also.weights, rule.weights]),
+        np.concatenate([also.rhs, rule.rhs]),
+        also.names + rule.names,
+    )
 
 
 def group_service(c: Compiled, arcs: npt.ArrayLike) -> tuple[IntArray, IntArray]:
@@ -184,18 +237,16 @@ def add_group_fairness(f: Formulation, rule: GroupFairness) -> None:
         hi=0,
         always=True,
     )
-    p, q = rule.rate.numerator, rule.rate.denominator
-    D = int(rule.demand.sum())
     zg = pairs % G
-    for gg in np.flatnonzero(rule.active).tolist():
-        coef = np.where(zg == gg, q * D, 0) - p * int(rule.demand[gg])
+    for k in np.flatnonzero(rule.active).tolist():
+        coef = rule.weights[k, zg]
         div = 0
         for v in np.unique(np.abs(coef)).tolist():
             div = gcd(div, int(v))
         coef = coef // max(div, 1)
         nz = np.flatnonzero(coef)
         ptr = np.array([0, nz.shape[0]], dtype=np.int64)
-        f.add_rows(f"group_fairness_{c.group_names[gg]}", ptr, z[nz], coef[nz], 0, INF)
+        f.add_rows(rule.names[k], ptr, z[nz], coef[nz], int(rule.rhs[k]), INF)
 
 
 def repair_group_fairness(c: Compiled, arcs: npt.ArrayLike, rule: GroupFairness) -> IntArray | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.solver.formulation import Formulation, group_rows
 
 __all__ = ["add_overlap", "spans_requests"]
 
-IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 

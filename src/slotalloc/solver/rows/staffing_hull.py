@@ -22,11 +22,10 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.solver.formulation import Formulation
 
 __all__ = ["add_staffing_hull", "corner_caps"]
-
-IntArray = npt.NDArray[np.int64]
 
 
 def _dominates(q: tuple[int, ...], p: tuple[int, ...]) -> bool:

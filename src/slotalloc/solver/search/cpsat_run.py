@@ -1,4 +1,4 @@
-"""One CP-SAT solve of a :class:`~.formulation.LinearModel`, with our parameters.
+"""One CP-SAT solve of a :class:`~slotalloc.solver.formulation.LinearModel`, with our parameters.
 
 Measured on 2 cores: a single worker with ``linearization_level=2`` proves
 sample-sized models in milliseconds where the defaults (or two workers) give
@@ -12,15 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from ortools.sat.python import cp_model
 
+from slotalloc._typing import IntArray
 from slotalloc.solver.cpsat_model import set_hint, to_cp_model
 from slotalloc.solver.formulation import LinearModel, safe_floor
 
 __all__ = ["CpRun", "run_cpsat"]
-
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)

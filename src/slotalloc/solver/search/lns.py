@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import BoolArray, IntArray
 from slotalloc.compile import Compiled
 from slotalloc.solver.formulation import Formulation, LinearModel
 from slotalloc.solver.mip import MipProcess, violated_rows
@@ -29,9 +30,6 @@ from slotalloc.solver.search.neighbourhood import Restrictor, SessionGraph, free
 __all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
 
 log = logging.getLogger(__name__)
-
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -106,167 +104,245 @@ def large_neighbourhood_search(
     mip_window
         With a wall-clock budget and two lanes or more: one lane instead hands a
         large neighbourhood of about this many arcs to HiGHS
-        (:class:`~.mip.MipProcess`, at most ``mip_window_seconds`` each) while the
+        (:class:`~slotalloc.solver.mip.MipProcess`, at most ``mip_window_seconds`` each) while the
         other lanes go on with CP-SAT around it; 0 turns it off. The window's
         sessions and children are reserved, so every neighbourhood solved
         meanwhile is disjoint from it and the gains add up.
     """
-    c = f.c
-    rng = np.random.default_rng(seed)
-    graph = SessionGraph(c)
-    restrict = Restrictor(f)
-    cur = values.copy()
-    best = objective
-    active = np.flatnonzero(np.bincount(c.arc_sess, minlength=c.n_sessions) > 0)
-    if active.shape[0] == 0:
-        return LnsOutcome(cur, best, 0, 0, 0.0)
-    # Popped from the end: the first focus session goes first.
-    seeds: list[int] = [] if focus is None else np.asarray(focus, dtype=np.int64)[::-1].tolist()
-    size = float(start_arcs)
-    # Grow over all arcs but keep only the movable requests: widen the reach so a
-    # neighbourhood still holds about ``size`` movable arcs.
-    widen = 1.0
-    if movable is not None:
-        share = float(movable[c.arc_req].mean()) if c.n_arcs else 1.0
-        widen = 1.0 / max(share, 0.05)
-    steps = improving = empty_rounds = 0
-    spent = 0.0
-    # Rows over every session (group fairness) couple neighbourhoods that are
-    # otherwise disjoint.
-    coupled = f.fair_vars.shape[0] > 0
-    use_window = mip_window > 0 and budget.deadline is not None and lanes >= 2
-    cp_lanes = lanes - 1 if use_window else lanes
-    window: _Window | None = None
-    pool = ThreadPoolExecutor(max_workers=cp_lanes) if cp_lanes > 1 else None
-    try:
-        while True:
-            if stop is not None and stop.is_set():
-                break
-            if budget.deadline is not None:
-                left = budget.deadline - time.perf_counter()
-                if left <= 0.05:
+    search = _Search(
+        f,
+        values,
+        objective,
+        budget,
+        seed=seed,
+        start_arcs=start_arcs,
+        target=target,
+        lanes=lanes,
+        focus=focus,
+        movable=movable,
+        on_improve=on_improve,
+        mip_window=mip_window,
+        mip_window_seconds=mip_window_seconds,
+    )
+    if search.active.shape[0]:
+        search.run(stop)
+    log.debug("LNS: %d steps, %d improving, score %d", search.steps, search.improving, search.best)
+    return LnsOutcome(search.cur, search.best, search.steps, search.improving, search.spent)
+
+
+class _Search:
+    """State of one search: the incumbent, the neighbourhood size, the counters."""
+
+    def __init__(
+        self,
+        f: Formulation,
+        values: IntArray,
+        objective: int,
+        budget: LnsBudget,
+        *,
+        seed: int,
+        start_arcs: int,
+        target: npt.ArrayLike | None,
+        lanes: int,
+        focus: npt.ArrayLike | None,
+        movable: BoolArray | None,
+        on_improve: Callable[[IntArray, int], None] | None,
+        mip_window: int,
+        mip_window_seconds: float,
+    ) -> None:
+        c = f.c
+        self.f = f
+        self.c = c
+        self.budget = budget
+        self.target = target
+        self.lanes = lanes
+        self.movable = movable
+        self.on_improve = on_improve
+        self.mip_window = mip_window
+        self.mip_window_seconds = mip_window_seconds
+        self.rng = np.random.default_rng(seed)
+        self.graph = SessionGraph(c)
+        self.restrict = Restrictor(f)
+        self.cur = values.copy()
+        self.best = objective
+        self.active = np.flatnonzero(np.bincount(c.arc_sess, minlength=c.n_sessions) > 0)
+        # Popped from the end: the first focus session goes first.
+        self.seeds: list[int] = (
+            [] if focus is None else np.asarray(focus, dtype=np.int64)[::-1].tolist()
+        )
+        self.size = float(start_arcs)
+        # Grow over all arcs but keep only the movable requests: widen the reach so a
+        # neighbourhood still holds about ``size`` movable arcs.
+        self.widen = 1.0
+        if movable is not None:
+            share = float(movable[c.arc_req].mean()) if c.n_arcs else 1.0
+            self.widen = 1.0 / max(share, 0.05)
+        self.steps = self.improving = 0
+        self.spent = 0.0
+        # Rows over every session (group fairness) couple neighbourhoods that are
+        # otherwise disjoint.
+        self.coupled = f.fair_vars.shape[0] > 0
+        self.use_window = mip_window > 0 and budget.deadline is not None and lanes >= 2
+        self.cp_lanes = lanes - 1 if self.use_window else lanes
+        self.window: _Window | None = None
+
+    def run(self, stop: threading.Event | None) -> None:
+        """Steps until the budget is spent, ``stop`` is set or nothing can move."""
+        empty_rounds = 0
+        pool = ThreadPoolExecutor(max_workers=self.cp_lanes) if self.cp_lanes > 1 else None
+        try:
+            while stop is None or not stop.is_set():
+                limits = self.step_limits()
+                if limits is None:
                     break
-                step_time: float | None = min(budget.step_seconds, left)
-                step_dtime: float | None = None
-            else:
-                assert budget.dtime is not None
-                left = budget.dtime - spent
-                if left <= 1e-3:
-                    break
-                step_time = None
-                step_dtime = min(budget.step_dtime, left)
-            # Disjoint neighbourhoods (no shared session, child or request) can be
-            # solved side by side and their gains added.
-            if window is not None and window.thread.done.is_set():
-                gain = window.merge(f, cur, coupled)
-                best += gain
-                steps += 1
-                improving += gain > 0
-                if gain > 0 and on_improve is not None:
-                    on_improve(cur, best)
-                window = None
-            if use_window and window is None and left > 1.5:
-                if not seeds:
-                    seeds = _seed_order(c, cur, target, active, rng)
-                window = _Window.start(
-                    f,
-                    restrict,
-                    graph,
-                    cur,
-                    best,
-                    seeds.pop(),
-                    mip_window,
-                    movable,
-                    rng,
-                    # HiGHS may overrun its limit by a little: keep a margin.
-                    min(mip_window_seconds, left - 0.5),
-                )
-            hoods: list[IntArray] = []
-            busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
-            busy_c = np.zeros(c.n_children, dtype=np.bool_)
-            if window is not None:
-                busy_s |= window.busy_s
-                busy_c |= window.busy_c
-            tries = 0
-            while len(hoods) < cp_lanes and tries < 4 * lanes:
-                tries += 1
-                if not seeds:
-                    seeds = _seed_order(c, cur, target, active, rng)
-                sd = seeds.pop()
-                if busy_s[sd]:
+                left, step_time, step_dtime = limits
+                # Disjoint neighbourhoods (no shared session, child or request) can be
+                # solved side by side and their gains added.
+                if self.window is not None and self.window.thread.done.is_set():
+                    self.take_window()
+                if self.use_window and self.window is None and left > 1.5:
+                    self.start_window(left)
+                hoods = self.neighbourhoods()
+                if not hoods:
+                    # Every seed of a full pass gave an empty neighbourhood: nothing can
+                    # move, and a deterministic budget would never be spent.
+                    empty_rounds += 1
+                    if empty_rounds * 4 * self.lanes >= self.active.shape[0] + 4 * self.lanes:
+                        break
                     continue
-                reqs = _free_requests(c, graph.grow(sd, int(size * widen), rng), movable)
-                if (hoods or window is not None) and reqs.shape[0]:
-                    reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
-                if reqs.shape[0] == 0:
-                    continue
-                _mark(c, reqs, busy_s, busy_c)
-                hoods.append(reqs)
-            if not hoods:
-                # Every seed of a full pass gave an empty neighbourhood: nothing can
-                # move, and a deterministic budget would never be spent.
-                empty_rounds += 1
-                if empty_rounds * 4 * lanes >= active.shape[0] + 4 * lanes:
-                    break
+                empty_rounds = 0
+                self.step(hoods, step_time, step_dtime, pool)
+            if self.window is not None:
+                # Its time limit ends before the budget does: wait for its answer, but
+                # no longer than the budget (an overrunning child is ended).
+                assert self.budget.deadline is not None
+                timeout = max(0.0, self.budget.deadline - time.perf_counter())
+                self.take_window(timeout, final=True)
+        finally:
+            if self.window is not None:
+                self.window.thread.stop()
+                self.window.thread.result()
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def step_limits(self) -> tuple[float, float | None, float | None] | None:
+        """What is left and one step's wall or deterministic limit; None once spent."""
+        budget = self.budget
+        if budget.deadline is not None:
+            left = budget.deadline - time.perf_counter()
+            if left <= 0.05:
+                return None
+            return left, min(budget.step_seconds, left), None
+        assert budget.dtime is not None
+        left = budget.dtime - self.spent
+        if left <= 1e-3:
+            return None
+        return left, None, min(budget.step_dtime, left)
+
+    def next_seed(self) -> int:
+        if not self.seeds:
+            self.seeds = _seed_order(self.c, self.cur, self.target, self.active, self.rng)
+        return self.seeds.pop()
+
+    def start_window(self, left: float) -> None:
+        self.window = _Window.start(
+            self.f,
+            self.restrict,
+            self.graph,
+            self.cur,
+            self.best,
+            self.next_seed(),
+            self.mip_window,
+            self.movable,
+            self.rng,
+            # HiGHS may overrun its limit by a little: keep a margin.
+            min(self.mip_window_seconds, left - 0.5),
+        )
+
+    def take_window(self, timeout: float | None = None, *, final: bool = False) -> None:
+        """Merge the finished window's answer (``final``: the last, waited for)."""
+        assert self.window is not None
+        gain = self.window.merge(self.f, self.cur, self.coupled, timeout=timeout)
+        self.window = None
+        self.best += gain
+        self.improving += gain > 0
+        if final:
+            return
+        self.steps += 1
+        if gain > 0 and self.on_improve is not None:
+            self.on_improve(self.cur, self.best)
+
+    def neighbourhoods(self) -> list[IntArray]:
+        """Up to one neighbourhood per CP-SAT lane, disjoint from each other and the window."""
+        c = self.c
+        hoods: list[IntArray] = []
+        busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
+        busy_c = np.zeros(c.n_children, dtype=np.bool_)
+        if self.window is not None:
+            busy_s |= self.window.busy_s
+            busy_c |= self.window.busy_c
+        tries = 0
+        while len(hoods) < self.cp_lanes and tries < 4 * self.lanes:
+            tries += 1
+            sd = self.next_seed()
+            if busy_s[sd]:
                 continue
-            empty_rounds = 0
-            jobs = []
-            for reqs in hoods:
-                sub, idx = restrict(free_variables(f, reqs), cur)
-                job = _Job(
-                    sub, idx, cur[idx].copy(), int(rng.integers(1 << 30)), step_time, step_dtime
-                )
-                jobs.append(job)
-            runs = list(pool.map(_solve, jobs)) if pool is not None else [_solve(jobs[0])]
-            base = best
-            grow = True
-            gains: list[tuple[int, int]] = []
-            found: dict[int, IntArray] = {}
-            for k, run in enumerate(runs):
-                steps += 1
-                spent += run.deterministic_time
-                if run.values is not None and run.objective is not None and run.objective > base:
-                    gains.append((run.objective - base, k))
-                    found[k] = run.values
-                quick = step_time is None or run.wall_time < 0.5 * step_time
-                grow = grow and run.optimal and quick
-            # Disjoint neighbourhoods add up, except through rows that couple every
-            # session (the group-fairness rows): each sub-model met them with the
-            # other fixed, so their union is checked, and the best one alone taken
-            # when it breaks them.
-            gains.sort(reverse=True)
-            trial = cur.copy()
-            for _, k in gains:
-                trial[jobs[k].idx] = found[k]
-            if len(gains) > 1 and coupled and violated_rows(f, trial) > 0:
-                gains = gains[:1]
-                trial = cur.copy()
-                trial[jobs[gains[0][1]].idx] = found[gains[0][1]]
-            if gains:
-                cur[:] = trial
-                best += sum(g for g, _ in gains)
-                improving += len(gains)
-            if best > base and on_improve is not None:
-                on_improve(cur, best)
-            size = min(size * 1.2, 20000.0) if grow else max(size * 0.8, 100.0)
-        if window is not None:
-            # Its time limit ends before the budget does: wait for its answer, but
-            # no longer than the budget (an overrunning child is ended).
-            assert budget.deadline is not None
-            gain = window.merge(
-                f, cur, coupled, timeout=max(0.0, budget.deadline - time.perf_counter())
-            )
-            best += gain
-            improving += gain > 0
-            window = None
-    finally:
-        if window is not None:
-            window.thread.stop()
-            window.thread.result()
-        if pool is not None:
-            pool.shutdown(wait=True)
-    log.debug("LNS: %d steps, %d improving, score %d", steps, improving, best)
-    return LnsOutcome(cur, best, steps, improving, spent)
+            grown = self.graph.grow(sd, int(self.size * self.widen), self.rng)
+            reqs = _free_requests(c, grown, self.movable)
+            if (hoods or self.window is not None) and reqs.shape[0]:
+                reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
+            if reqs.shape[0] == 0:
+                continue
+            _mark(c, reqs, busy_s, busy_c)
+            hoods.append(reqs)
+        return hoods
+
+    def step(
+        self,
+        hoods: list[IntArray],
+        step_time: float | None,
+        step_dtime: float | None,
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        """Solve the neighbourhoods, take their gains, resize the next ones."""
+        jobs = []
+        for reqs in hoods:
+            sub, idx = self.restrict(free_variables(self.f, reqs), self.cur)
+            seed = int(self.rng.integers(1 << 30))
+            jobs.append(_Job(sub, idx, self.cur[idx].copy(), seed, step_time, step_dtime))
+        runs = list(pool.map(_solve, jobs)) if pool is not None else [_solve(jobs[0])]
+        base = self.best
+        grow = True
+        gains: list[tuple[int, int]] = []
+        found: dict[int, IntArray] = {}
+        for k, run in enumerate(runs):
+            self.steps += 1
+            self.spent += run.deterministic_time
+            if run.values is not None and run.objective is not None and run.objective > base:
+                gains.append((run.objective - base, k))
+                found[k] = run.values
+            quick = step_time is None or run.wall_time < 0.5 * step_time
+            grow = grow and run.optimal and quick
+        # Disjoint neighbourhoods add up, except through rows that couple every
+        # session (the group-fairness rows): each sub-model met them with the
+        # other fixed, so their union is checked, and the best one alone taken
+        # when it breaks them.
+        gains.sort(reverse=True)
+        trial = self.cur.copy()
+        for _, k in gains:
+            trial[jobs[k].idx] = found[k]
+        if len(gains) > 1 and self.coupled and violated_rows(self.f, trial) > 0:
+            gains = gains[:1]
+            trial = self.cur.copy()
+            trial[jobs[gains[0][1]].idx] = found[gains[0][1]]
+        if gains:
+            self.cur[:] = trial
+            self.best += sum(g for g, _ in gains)
+            self.improving += len(gains)
+        if self.best > base and self.on_improve is not None:
+            self.on_improve(self.cur, self.best)
+        # Solved to a proof well within the step: try larger ones; else smaller.
+        self.size = min(self.size * 1.2, 20000.0) if grow else max(self.size * 0.8, 100.0)
 
 
 @dataclass

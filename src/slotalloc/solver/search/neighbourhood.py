@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
 from slotalloc.solver.formulation import INF, Formulation, LinearModel, group_rows
 
 __all__ = ["Restrictor", "SessionGraph", "free_variables"]
 
-IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 

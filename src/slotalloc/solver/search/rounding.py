@@ -13,13 +13,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
 from slotalloc.rules import Occupancy
 from slotalloc.solver.rows.group_fairness import GroupFairness, repair_group_fairness
 
 __all__ = ["round_and_repair"]
-
-IntArray = npt.NDArray[np.int64]
 
 
 def round_and_repair(
@@ -46,7 +45,7 @@ def round_and_repair(
         caregiver split the LP favours); the fill pass uses the true caps.
     fairness
         The opt-in group-fairness rule: the greedy result is then repaired to
-        meet it (:func:`~.rule_group_fairness.repair_group_fairness`).
+        meet it (:func:`~slotalloc.solver.rows.group_fairness.repair_group_fairness`).
 
     Returns
     -------
@@ -56,27 +55,7 @@ def round_and_repair(
     """
     A = c.n_arcs
     gain = c.arc_coef + c.drop_cost[c.arc_req]
-    vals = np.zeros(A) if arc_values is None else np.asarray(arc_values, dtype=np.float64)[:A]
-    locked_arcs = np.flatnonzero(c.locked[c.arc_req])
-    # Values near 1 first; a coarse grid so that LP noise does not reorder near-ties.
-    level = np.round(vals * 64).astype(np.int64)
-    by_lp = np.lexsort((np.arange(A), -gain, -level))
-    by_lp = by_lp[level[by_lp] > 0]
-    by_gain = np.lexsort((np.arange(A), -gain))
-    order = [locked_arcs]
-    if start is not None:
-        order.append(np.asarray(start, dtype=np.int64))
-    # Bookings kept where they are before anyone else is placed: a drop costs
-    # as much as a hundred children served, and on a city with a caregiver cut,
-    # letting the LP order place first left tens of needless drops (and moves
-    # chained by moves) that the LNS never undid. The LNS still moves them.
-    keep = np.flatnonzero(c.arc_sess == c.booked_session[c.arc_req])
-    order.append(keep[np.lexsort((keep, -level[keep]))])
-    lp_from = sum(o.shape[0] for o in order)
-    order.append(by_lp)
-    guided = sum(o.shape[0] for o in order)
-    order.append(by_gain)
-    sequence = np.concatenate(order).tolist()
+    sequence, lp_from, guided = _sequence(c, gain, arc_values, start)
     caps = (c.group_cap if group_caps is None else group_caps).tolist()
 
     occ = Occupancy(c)
@@ -110,3 +89,35 @@ def round_and_repair(
     if fairness is None or fairness.satisfied(arcs):
         return arcs
     return repair_group_fairness(c, arcs, fairness)
+
+
+def _sequence(
+    c: Compiled, gain: IntArray, arc_values: npt.ArrayLike | None, start: IntArray | None
+) -> tuple[list[int], int, int]:
+    """Arcs in the order they are offered, and where the LP-guided pass starts and ends.
+
+    Locked arcs, then ``start``, then the bookings where they are, then arcs by
+    LP value, then every arc by score contribution (the fill pass).
+    """
+    A = c.n_arcs
+    vals = np.zeros(A) if arc_values is None else np.asarray(arc_values, dtype=np.float64)[:A]
+    locked_arcs = np.flatnonzero(c.locked[c.arc_req])
+    # Values near 1 first; a coarse grid so that LP noise does not reorder near-ties.
+    level = np.round(vals * 64).astype(np.int64)
+    by_lp = np.lexsort((np.arange(A), -gain, -level))
+    by_lp = by_lp[level[by_lp] > 0]
+    by_gain = np.lexsort((np.arange(A), -gain))
+    order = [locked_arcs]
+    if start is not None:
+        order.append(np.asarray(start, dtype=np.int64))
+    # Bookings kept where they are before anyone else is placed: a drop costs
+    # as much as a hundred children served, and on a city with a caregiver cut,
+    # letting the LP order place first left tens of needless drops (and moves
+    # chained by moves) that the LNS never undid. The LNS still moves them.
+    keep = np.flatnonzero(c.arc_sess == c.booked_session[c.arc_req])
+    order.append(keep[np.lexsort((keep, -level[keep]))])
+    lp_from = sum(o.shape[0] for o in order)
+    order.append(by_lp)
+    guided = sum(o.shape[0] for o in order)
+    order.append(by_gain)
+    return np.concatenate(order).tolist(), lp_from, guided

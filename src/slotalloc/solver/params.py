@@ -1,0 +1,71 @@
+"""The optimiser's tuning constants, each with the measurement that chose it.
+
+Kept apart from :mod:`slotalloc.solver.optimizer` so that the solve-by-parts
+coordinator (:mod:`slotalloc.distributed`) can read the LP's speed and the
+default budget without loading a solver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_TIME_LIMIT", "PARAMS", "OptimizerParams"]
+
+#: Budget when the caller gives none: wall seconds, or CP-SAT deterministic-time
+#: units when deterministic.
+DEFAULT_TIME_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class OptimizerParams:
+    """Tuning constants of the batch optimiser, each with the measurement that chose it.
+
+    Measured on the project's machine kind (2 cores) with ``benchmarks/quality/quality.py``
+    and ``benchmarks/quality/matrix.py``; see ``benchmarks/RESULTS.md``.
+    """
+
+    #: Models up to this many arcs are solved whole by CP-SAT.
+    whole_model_arcs: int = 2500
+    #: Share of a wall-clock budget kept back for building the result.
+    reserve: float = 0.04
+    #: Share of the budget kept for the Lagrangian multiplier search at the end.
+    #: Measured on the district (10 s): 5 % -> bound 0.21 % above the score, 15 % ->
+    #: 0.08 %, 25 % -> 0.07 %, the score unchanged (its search has converged by then).
+    bound_share: float = 0.15
+    #: Fewest multiplier steps worth running: the first few rarely lower the bound
+    #: (measured on the city: no gain after 3 steps, 0.04 % after 6, 0.15 % after 19,
+    #: for 0.02-0.05 % of score given up by the search), and below that the search
+    #: makes better use of the time.
+    bound_min_steps: int = 10
+    #: Most multiplier steps (past ~100 the bound barely moves, measured on a district).
+    bound_steps_max: int = 200
+    #: Deterministic runs count multiplier steps in place of seconds: one step costs
+    #: about this much per session (measured on the city: 0.068 s for 449 sessions).
+    seconds_per_session: float = 1.5e-4
+    #: Share of the search budget spent on the bookings alone when some bookings
+    #: cannot all be kept (a caregiver cut): measured on the city cut, 31 drops
+    #: after 10 s against 35 without the phase.
+    rebalance_share: float = 0.6
+    #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a child
+    #: process beside the search (wall-clock runs only: HiGHS has no deterministic
+    #: budget).
+    mip_max_arcs: int = 20000
+    #: Larger models up to ``mip_window_max_arcs``: one search lane hands
+    #: neighbourhoods of ``mip_window_arcs`` arcs to HiGHS, at most
+    #: ``mip_window_seconds`` each (0 turns it off). Measured at 10 s against two
+    #: CP-SAT lanes: 10k requests / 40 sites (24.7k arcs) +0.7 % of score; cities
+    #: (50k arcs) -1.0 % to +0.1 % (a 6k-arc window is too small a share of a city
+    #: to pay for the lane), so cities keep both CP-SAT lanes.
+    mip_window_arcs: int = 6000
+    mip_window_seconds: float = 3.0
+    mip_window_max_arcs: int = 30000
+    #: GLOP's dual simplex with cost perturbation, measured against its default primal
+    #: simplex (the same optimum): ten-city LP 14.8 s against 29.3 s, city 0.45 s
+    #: against 0.76 s, and with the group-fairness rows 2.5 s against 8.5 s.
+    glop_parameters: str = "use_dual_simplex:true,perturb_costs_in_dual_simplex:true"
+    #: Wall seconds of the whole LP per arc, for budgets that must leave it room:
+    #: measured, the LP of 626k arcs (ten-city) takes ~46 s on one core.
+    lp_seconds_per_arc: float = 46.0 / 626_545
+
+
+PARAMS = OptimizerParams()
