@@ -11,12 +11,25 @@
   the result must still meet rule 8, else the best of it and ``F`` (which
   meets both rules) is kept.
 
+On models above ``mip_max_arcs`` (a city), the search under the floor rows
+alone moves little: the rows couple every session. There the floors are priced
+instead (:func:`_priced`): the LP with the floor rows gives each floor a dual
+price ``mu_g``; the plain optimiser (decomposable, with its Lagrangian bound)
+runs on the score plus ``mu_g`` per child of group g; the result is repaired
+to the floors by insertion with eviction
+(:func:`slotalloc.solver.search.fair_repair.repair_rows`) and improved by the
+neighbourhood search under the rows. For any ``mu >= 0`` and any assignment A
+meeting the floors, ``score(A) <= UB_mu - sum_g mu_g F_g``, so the priced run's
+bound gives a bound under the rule too.
+
 The bound is the optimiser's bound under rule 8 alone: a valid bound under
 both rules (their feasible set is smaller).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +40,15 @@ from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
 from slotalloc.models import Policy
 from slotalloc.result import score_of_arcs
+from slotalloc.solver.bounds.lp import solve_lp
+from slotalloc.solver.build import build_formulation
 from slotalloc.solver.envy import envy_triples, resolve_envy
 from slotalloc.solver.fcfs import first_come_first_served
+from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
+from slotalloc.solver.rows.staffing_hull import add_staffing_hull
+from slotalloc.solver.search.fair_repair import repair_rows
+from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
 
 __all__ = ["FairOptimum", "optimize_fair"]
 
@@ -82,11 +101,18 @@ def optimize_fair(
     hint = kwargs.pop("hint", None)
     # FCFS meets every rule that is on: it is the first candidate (a better hint after it).
     first = start if hint is None else np.concatenate([start, np.asarray(hint, dtype=np.int64)])
-    try:
-        opt = optimize(c, fairness=rule, hint=first, **kwargs)
-    except ValueError:
-        # No candidate met the rows (a repair failed): FCFS meets them; start there.
-        opt = optimize(c, fairness=rule, hint=start, **kwargs)
+    params: OptimizerParams = kwargs.get("params", PARAMS)
+    priced = None
+    if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
+        priced = _priced(c, rule, start, optimize, params, kwargs)
+    if priced is not None:
+        opt = priced
+    else:
+        try:
+            opt = optimize(c, fairness=rule, hint=first, **kwargs)
+        except ValueError:
+            # No candidate met the rows (a repair failed): FCFS meets them; start there.
+            opt = optimize(c, fairness=rule, hint=start, **kwargs)
     stats: dict[str, object] = dict(opt.stats)
     arcs, optimal = opt.arcs, opt.optimal
     if envy_free:
@@ -101,3 +127,100 @@ def optimize_fair(
     return FairOptimum(
         arcs=np.asarray(arcs, dtype=np.int64), bound=opt.bound, optimal=optimal, stats=stats
     )
+
+
+def _priced(
+    c: Compiled,
+    rule: GroupFairness,
+    fcfs: IntArray,
+    optimize: Callable[..., Any],
+    params: OptimizerParams,
+    kwargs: dict[str, Any],
+) -> FairOptimum | None:
+    """Rule 8 by its LP prices, a repair, then the search under the rows (module notes).
+
+    Returns None when the LP gives no prices (then the plain path runs).
+    """
+    det = bool(kwargs.get("deterministic", False))
+    limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
+    t0 = kwargs.get("started") or time.perf_counter()
+    deadline = t0 + float(limit) * (1 - params.reserve)
+    stats: dict[str, object] = {"strategy": "priced-floors"}
+    f_lp = build_formulation(c, rule)
+    add_staffing_hull(f_lp)
+    left = deadline - time.perf_counter()
+    lp = solve_lp(
+        f_lp,
+        time_limit=None if det else max(0.05, 0.5 * left),
+        glop_parameters=params.glop_parameters,
+    )
+    stats["lp_bound"] = lp.bound
+    if not lp.optimal:
+        return None
+    mu = _floor_prices(f_lp, lp.duals, rule, c.n_groups)
+    stats["floor_prices"] = mu.tolist()
+    home = rule.home[c.arc_req]
+    weighted = dataclasses.replace(c, arc_coef=c.arc_coef + home @ mu)
+    floors = _floors(rule, c.n_groups)
+    share = params.priced_share * float(limit)
+    run = dict(kwargs)
+    run.update(time_limit=share, on_progress=None, hint=None)
+    if not det:
+        run["started"] = t0  # the priced run ends ``share`` seconds after the start
+    w = optimize(weighted, **run)
+    bound = lp.bound
+    if w.bound is not None:
+        lag = int(w.bound) - int(mu @ floors)
+        stats["priced_bound"] = lag
+        bound = lag if bound is None else min(bound, lag)
+    stats["priced_score"] = score_of_arcs(c, w.arcs)
+    repaired = repair_rows(c, w.arcs, rule)
+    if repaired is None or score_of_arcs(c, repaired) < score_of_arcs(c, fcfs):
+        repaired = np.asarray(fcfs, dtype=np.int64)
+    score = score_of_arcs(c, repaired)
+    stats["repaired_score"] = score
+    f = build_formulation(c, rule)
+    rest = max(0.0, float(limit) - share)
+    budget = LnsBudget(dtime=rest) if det else LnsBudget(deadline=deadline)
+    out = large_neighbourhood_search(
+        f, f.values_of_arcs(repaired), score, budget, seed=int(kwargs.get("seed", 0))
+    )
+    arcs = np.flatnonzero(out.values[: c.n_arcs]).astype(np.int64)
+    if not rule.satisfied(arcs) or score_of_arcs(c, arcs) < score:
+        arcs = repaired
+    score = score_of_arcs(c, arcs)
+    stats["lns_steps"] = out.steps
+    if bound is not None:
+        bound = f.lattice_floor(bound)
+        if bound < score:  # cannot happen with correct bounds; stay safe
+            bound = None
+    on_progress = kwargs.get("on_progress")
+    if on_progress is not None:
+        on_progress(score, bound)
+    return FairOptimum(arcs=arcs, bound=bound, optimal=bound == score, stats=stats)
+
+
+def _floors(rule: GroupFairness, n_groups: int) -> IntArray:
+    """``F_g`` per group from rule 8's rows (0 where a group has no floor row)."""
+    out = np.zeros(n_groups, dtype=np.int64)
+    for k, name in enumerate(rule.names):
+        if name.startswith("group_floor_") and rule.active[k]:
+            out[int(np.flatnonzero(rule.weights[k])[0])] = rule.rhs[k]
+    return out
+
+
+def _floor_prices(f_lp: Any, duals: Any, rule: GroupFairness, n_groups: int) -> IntArray:
+    """Integer prices ``mu_g >= 0`` of the floor rows from the LP duals (rounded up)."""
+    at: dict[str, int] = {}
+    row = 0
+    for b in f_lp.blocks:
+        if b.n_rows == 1:
+            at[b.name] = row
+        row += b.n_rows
+    mu = np.zeros(n_groups, dtype=np.int64)
+    for k, name in enumerate(rule.names):
+        if name.startswith("group_floor_") and rule.active[k] and name in at:
+            g = int(np.flatnonzero(rule.weights[k])[0])
+            # A >= row of a maximisation: its multiplier is <= 0 in the LP's signs.
+            mu[g] = int(np.ceil(max(0.0, -float(duals[at[name]]))))
+    return mu

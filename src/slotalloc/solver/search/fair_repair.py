@@ -1,0 +1,217 @@
+"""Repair an assignment to the group rows by insertion with eviction, cheapest first.
+
+The priced search (:mod:`slotalloc.solver.fair`) ends near the group rows but
+not always on them: a few dozen children short in one age group, with a
+surplus in another. Removing placements (what
+:func:`~slotalloc.solver.rows.group_fairness.repair_group_fairness` does)
+cannot raise a floor; this repair inserts requests that carry children of a
+violated row's group, each into a session where it fits once the cheapest
+placements there (children of groups with a surplus) make room.
+
+Candidates are taken by a lazy greedy: the cost of an insertion (score of the
+evicted minus the score gained) per child it brings to violated rows is kept
+in a heap and recomputed when popped, since the sessions change as the repair
+goes; an insertion is applied when its recomputed cost is still the smallest.
+Every step keeps rules 1-7 (the occupancy says so) and never lets a row that
+holds fall below its bound, so the result is valid and meets every row, or the
+repair returns None.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import numpy.typing as npt
+
+from slotalloc._typing import IntArray
+from slotalloc.compile import Compiled
+from slotalloc.rules import Occupancy
+from slotalloc.solver.rows.group_fairness import GroupFairness
+
+__all__ = ["repair_rows"]
+
+
+class _State:
+    """The assignment under repair: occupancy, who sits where, the rows' slack."""
+
+    def __init__(self, c: Compiled, arcs: IntArray, rule: GroupFairness) -> None:
+        self.c = c
+        self.rule = rule
+        self.occ = Occupancy(c)
+        self.gain = (c.arc_coef + c.drop_cost[c.arc_req]).tolist()
+        self.arc_req = c.arc_req.tolist()
+        self.arc_sess = c.arc_sess.tolist()
+        ag = c.arc_groups
+        self.groups: dict[int, list[tuple[int, int]]] = {}
+        self._ag = ag
+        self.size = c.req_size.tolist()
+        self.cptr = c.req_child_ptr.tolist()
+        self.kids = c.req_child.tolist()
+        # Bookings stay: a drop costs as much as a hundred children served.
+        self.fixed = (c.locked | (c.booked_session >= 0)).tolist()
+        self.placed_at = [-1] * c.n_requests
+        self.in_sess: list[set[int]] = [set() for _ in range(c.n_sessions)]
+        self.slack = rule.slack(arcs)
+        self.active = rule.active
+        for a in arcs.tolist():
+            self._add(a)
+
+    def args(self, a: int) -> tuple[int, int, list[tuple[int, int]], list[int]]:
+        g = self.groups.get(a)
+        if g is None:
+            row = self._ag[a]
+            g = [(k, int(n)) for k, n in enumerate(row.tolist()) if n]
+            self.groups[a] = g
+        r = self.arc_req[a]
+        return self.arc_sess[a], self.size[r], g, self.kids[self.cptr[r] : self.cptr[r + 1]]
+
+    def _add(self, a: int) -> None:
+        self.occ.add(*self.args(a))
+        self.placed_at[self.arc_req[a]] = a
+        self.in_sess[self.arc_sess[a]].add(a)
+
+    def _remove(self, a: int) -> None:
+        self.occ.remove(*self.args(a))
+        self.placed_at[self.arc_req[a]] = -1
+        self.in_sess[self.arc_sess[a]].discard(a)
+
+    def deficit(self, slack: IntArray) -> int:
+        return int(-np.minimum(slack[self.active], 0).sum())
+
+    def plan(self, a: int) -> tuple[int, list[int]] | None:
+        """The cheapest eviction found that lets ``a`` in: (cost, evicted), or None.
+
+        Placements in ``a``'s session are evicted by increasing score until
+        ``a`` fits, never a booking and never one whose loss would push a row
+        below its bound; then each evicted one is put back if it still fits.
+        The state is left as it was.
+        """
+        if self.placed_at[self.arc_req[a]] >= 0:
+            return None
+        coef = self.rule.coef
+        act = self.active
+        slack = self.slack + coef[a]
+        occ = self.occ
+        args = self.args(a)
+        evicted: list[int] = []
+        if not occ.fits(*args):
+            s = args[0]
+            order = sorted(
+                (e for e in self.in_sess[s] if not self.fixed[self.arc_req[e]]),
+                key=lambda e: (self.gain[e], e),
+            )
+            for e in order:
+                after = slack - coef[e]
+                # A held row stays held; a violated one does not lose ground.
+                if (after[act] < np.minimum(self.slack[act], 0)).any():
+                    continue
+                self._remove(e)
+                evicted.append(e)
+                slack = after
+                if occ.fits(*args):
+                    break
+            else:
+                for e in reversed(evicted):
+                    self._add(e)
+                return None
+        occ.add(*args)
+        kept: list[int] = []
+        for e in reversed(evicted):
+            ea = self.args(e)
+            if occ.fits(*ea):
+                occ.add(*ea)
+                kept.append(e)
+        for e in kept:
+            occ.remove(*self.args(e))
+        occ.remove(*args)
+        for e in evicted:
+            self._add(e)
+        out = [e for e in evicted if e not in kept]
+        return sum(self.gain[e] for e in out) - self.gain[a], out
+
+    def apply(self, a: int, evicted: list[int]) -> None:
+        coef = self.rule.coef
+        for e in evicted:
+            self._remove(e)
+            self.slack = self.slack - coef[e]
+        self._add(a)
+        self.slack = self.slack + coef[a]
+
+
+def repair_rows(c: Compiled, arcs: npt.ArrayLike, rule: GroupFairness) -> IntArray | None:
+    """A valid assignment meeting every active row of ``rule``, from a valid one.
+
+    Parameters
+    ----------
+    c
+        The compiled instance.
+    arcs
+        The chosen arcs of a valid assignment (rules 1-7).
+    rule
+        The group rows (rule 8's floors, ``min_group_rate``'s rates, or both).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The chosen arcs (sorted), valid and meeting the rows, or None when the
+        insertions found do not reach them.
+    """
+    st = _State(c, np.asarray(arcs, dtype=np.int64), rule)
+    coef = rule.coef
+    act = rule.active
+    heap: list[tuple[float, int]] = []
+
+    def help_of(a: int) -> int:
+        return st.deficit(st.slack) - st.deficit(st.slack + coef[a])
+
+    def push(a: int) -> None:
+        h = help_of(a)
+        if h <= 0:
+            return
+        p = st.plan(a)
+        if p is not None:
+            heapq.heappush(heap, ((p[0]) / h, a))
+
+    bad = act & (st.slack < 0)
+    if not bad.any():
+        return np.sort(np.asarray(arcs, dtype=np.int64))
+    unplaced = np.asarray(st.placed_at) < 0
+    cand = np.flatnonzero(unplaced[c.arc_req] & (coef[:, bad] > 0).any(axis=1))
+    for a in cand.tolist():
+        push(a)
+    while heap and st.deficit(st.slack) > 0:
+        _key, a = heapq.heappop(heap)
+        h = help_of(a)
+        if h <= 0:
+            continue
+        p = st.plan(a)
+        if p is None:
+            continue
+        now = p[0] / h
+        if heap and now > heap[0][0] + 1e-9:
+            heapq.heappush(heap, (now, a))
+            continue
+        st.apply(a, p[1])
+    if st.deficit(st.slack) > 0:
+        return None
+    _fill(st)
+    out = np.array([a for a in st.placed_at if a >= 0], dtype=np.int64)
+    return np.sort(out)
+
+
+def _fill(st: _State) -> None:
+    """Place every request that still fits, by decreasing score, keeping the rows."""
+    c = st.c
+    coef = st.rule.coef
+    act = st.active
+    gain = c.arc_coef + c.drop_cost[c.arc_req]
+    for a in np.lexsort((np.arange(c.n_arcs), -gain)).tolist():
+        if st.placed_at[st.arc_req[a]] >= 0 or st.gain[a] < 0:
+            continue
+        after = st.slack + coef[a]
+        if (after[act] < 0).any():
+            continue
+        args = st.args(a)
+        if st.occ.fits(*args):
+            st.apply(a, [])

@@ -1,0 +1,75 @@
+"""The repair to the group rows by insertion with eviction, and the priced path of rule 8."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_fairness_rules import floor_world
+
+from slotalloc.compile import compile_instance
+from slotalloc.models import Instance
+from slotalloc.result import Status, result_from_arcs, score_of_arcs
+from slotalloc.scenarios.xiamen import generate_xiamen
+from slotalloc.solver.fair import optimize_fair
+from slotalloc.solver.fcfs import first_come_first_served
+from slotalloc.solver.optimizer import optimize
+from slotalloc.solver.params import OptimizerParams
+from slotalloc.solver.rows.group_fairness import group_floor
+from slotalloc.solver.search.fair_repair import repair_rows
+from slotalloc.verify import verify
+
+
+def test_repair_evicts_the_older_children_to_let_the_infants_in() -> None:
+    inst = floor_world({"group_floor": "fcfs"})
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    older = np.array(
+        [a for a in range(c.n_arcs) if c.request_ids[int(c.arc_req[a])].startswith("r-o")]
+    )
+    assert not rule.satisfied(older)
+    fixed = repair_rows(c, older, rule)
+    assert fixed is not None and rule.satisfied(fixed)
+    names = sorted(c.request_ids[int(c.arc_req[a])] for a in fixed)
+    assert names == ["r-i0", "r-i1", "r-i2"]
+    res = result_from_arcs(
+        c, fixed, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+    )
+    assert verify(inst, res.to_solution()).accepted
+
+
+def test_repair_leaves_an_assignment_that_meets_the_rows_alone() -> None:
+    inst = floor_world({"group_floor": "fcfs"})
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    assert np.array_equal(repair_rows(c, fcfs, rule), np.sort(fcfs))
+
+
+def _with_floor(inst: Instance) -> Instance:
+    data = inst.model_dump(mode="json")
+    data["policy"]["fairness"] = {"group_floor": "fcfs"}
+    return Instance.model_validate(data)
+
+
+def test_the_priced_path_is_verified_and_its_bound_holds() -> None:
+    # A small district, sent down the priced path (meant for cities) by its threshold.
+    for seed, requests, sites in [(4, 400, 4), (9, 300, 3)]:
+        inst = _with_floor(generate_xiamen(seed, requests, sites, priorities="mix"))
+        c = compile_instance(inst)
+        params = OptimizerParams(mip_max_arcs=0)
+        out = optimize_fair(
+            c, inst.policy, optimize, params=params, time_limit=2, seed=0, deterministic=True
+        )
+        assert out.stats["strategy"] == "priced-floors"
+        score = score_of_arcs(c, out.arcs)
+        res = result_from_arcs(
+            c, out.arcs, status=Status.FEASIBLE, bound=out.bound, stats={}, instance_name=None
+        )
+        report = verify(inst, res.to_solution())
+        assert report.accepted, report.verdict
+        assert report.score == score
+        assert out.bound is not None and out.bound >= score
+        # The bound is no weaker than the LP's with the floor rows.
+        assert out.bound <= int(out.stats["lp_bound"])  # type: ignore[call-overload]
