@@ -89,6 +89,9 @@ def test_the_report_opens_against_fcfs_and_exports_csvs(report_dir: Path) -> Non
     unserved = list(csv.reader((report_dir / "unserved.csv").open(encoding="utf-8")))
     assert rosters[0][:2] == ["site", "session"] and unserved[0][0] == "request"
     assert len(rosters) > 1
+    sessions = list(csv.reader((report_dir / "sessions.csv").open(encoding="utf-8")))
+    assert sessions[0][-1] == "binds" and len(sessions) > 1
+    assert "Which limit binds, per session" in html
 
 
 def test_a_plan_below_fcfs_for_a_group_is_warned(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """An HTML report of an allocation, with plots as PNG (needs the ``report`` extra).
 
 ``write_report`` writes ``DIR/index.html`` and its PNG files: fill by site and
-session (heatmap), morning vs afternoon utilisation, unmet demand by district,
+session (heatmap), which limit binds per session (room, caregivers or a
+group cap; every session in ``sessions.csv``), morning vs afternoon
+utilisation, unmet demand by district,
 preference ranks, the fairness table, and capacity-planning recommendations
 when given. matplotlib is used through :class:`matplotlib.figure.Figure`
 only, so no global pyplot state is touched.
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slotalloc.analysis.audit import fairness_report
+from slotalloc.analysis.binding import SessionLimit, binding_limits
 from slotalloc.analysis.fairness import FairnessRow, audit
 from slotalloc.analysis.summary import summarise
 from slotalloc.io import write_json_atomic
@@ -196,6 +199,37 @@ def _write_csvs(instance: Instance, solution: Solution, out: Path) -> None:
                 )  # fmt: skip
 
 
+def _limits(limits: Sequence[SessionLimit], out: Path) -> str:
+    """``sessions.csv`` (every session) and the table of sessions where a limit binds."""
+    import csv
+
+    with open(out / "sessions.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["site", "session", "children", "capacity", "caregivers_needed",
+                    "caregivers", "binds"])  # fmt: skip
+        for x in limits:
+            w.writerow([x.site, x.session, x.children, x.capacity, x.caregivers_needed,
+                        x.caregivers, x.binds])  # fmt: skip
+    bound = [x for x in limits if x.binds]
+    counts = Counter(part for x in bound for part in x.binds.split(", "))
+    said = ", ".join(f"{_e(k)}: {_e(v)}" for k, v in sorted(counts.items())) or "none"
+    rows = "".join(
+        f"<tr><td class='l'>{_e(x.site)}</td><td class='l'>{_e(x.session)}</td>"
+        f"<td>{_e(x.children)} / {_e(x.capacity)}</td>"
+        f"<td>{_e(x.caregivers_needed)} / {_e(x.caregivers)}</td>"
+        f"<td class='l'>{_e(x.binds)}</td></tr>"
+        for x in bound
+    )
+    return (
+        "<h2>Which limit binds, per session</h2>"
+        f"<p>{_e(len(bound))} of {_e(len(limits))} sessions cannot take one more child "
+        f"of some age group. Limits that bind ({said}); every session is in "
+        "<code>sessions.csv</code>.</p>"
+        "<table><tr><th class='l'>site</th><th class='l'>session</th><th>children / room</th>"
+        f"<th>caregivers needed / available</th><th class='l'>binds</th></tr>{rows}</table>"
+    )
+
+
 def _against_fcfs(instance: Instance, solution: Solution) -> str:
     """The report's opening in plain words: child places against FCFS, by age group."""
     rep = fairness_report(instance, [(a.request, a.session) for a in solution.assignments])
@@ -282,6 +316,7 @@ def write_report(
         f"<div class='kpi'>requests placed<b>{_e(summ.requests_served)} / "
         f"{_e(summ.requests)}</b></div>",
         _against_fcfs(instance, solution),
+        _limits(binding_limits(instance, solution), out),
         "<h2>Fill by site and session</h2><img src='fill_heatmap.png' alt='fill heatmap'>",
         "<h2>Morning vs afternoon utilisation</h2><img src='utilisation.png' alt='utilisation'>",
         "<h2>Unmet demand by district</h2><img src='unmet_by_district.png' alt='unmet demand'>",
