@@ -490,6 +490,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                     " " * len(head) + f"could displace {', '.join(p.displace)} "
                     f"(score +{p.displace_gain})"
                 )
+            # A full session may have dozens of holders: the first few (lower
+            # priorities first, explain's order) say enough; JSON has them all.
+            shown = 5
+            for h in p.holders[:shown]:
+                _say(" " * len(head) + f"holder [{h.why}] {h.message}")
+            if len(p.holders) > shown:
+                _say(" " * len(head) + f"and {len(p.holders) - shown} more holders")
     return EXIT_OK
 
 

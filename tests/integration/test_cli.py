@@ -213,3 +213,54 @@ def test_workers_without_executor_is_exit_2(
     )
     assert "--executor" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_explain_names_the_holders_of_a_full_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from slotalloc import solve
+    from slotalloc.models import Instance
+
+    # One caregiver: seven older children (1 per 7) fill it; an infant of
+    # higher priority could take none of their places one for one.
+    kids = {f"o{k}": "2022-12-01" for k in range(7)} | {"i": "2024-08-01"}
+    inst = Instance(
+        name="full",
+        sessions=[
+            {
+                "id": "s1",
+                "site": "A",
+                "start": "2025-04-19T09:00:00+08:00",
+                "end": "2025-04-19T10:00:00+08:00",
+                "capacity": 10,
+                "caregivers": 1,
+            }
+        ],
+        children=[{"id": k, "birth_date": v} for k, v in kids.items()],
+        requests=[
+            {
+                "id": f"r-{k}",
+                "children": [k],
+                "preferences": ["s1"],
+                "priority": 5 if k == "i" else 0,
+            }
+            for k in kids
+        ],
+    )
+    ip, sp = tmp_path / "i.json", tmp_path / "s.json"
+    ip.write_text(inst.model_dump_json(), encoding="utf-8")
+    sp.write_text(solve(inst, method="fcfs").to_solution().model_dump_json(), encoding="utf-8")
+    assert main(["verify", str(ip), str(sp)]) == 0  # the independent verifier first
+    capsys.readouterr()
+    assert main(["explain", str(ip), str(sp), "--request", "r-i"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    held = [line.strip() for line in lines if "holder [" in line]
+    assert [h.split()[2] for h in held] == [f"r-o{k}" for k in range(5)]
+    assert all(h.startswith("holder [rule] ") and "break caregivers" in h for h in held)
+    assert lines[-1].strip() == "and 2 more holders"
+    assert main(["explain", str(ip), str(sp), "--request", "r-i", "--json"]) == 0
+    (pref,) = json.loads(capsys.readouterr().out)["requests"][0]["preferences"]
+    assert [h["request"] for h in pref["holders"]] == [f"r-o{k}" for k in range(7)]
+    assert {(h["why"], tuple(h["rules"]), h["booked"], h["priority"]) for h in pref["holders"]} == {
+        ("rule", ("caregivers",), False, 0)
+    }
