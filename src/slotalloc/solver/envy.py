@@ -5,15 +5,14 @@ booking, ``r'`` has the lower priority and holds ``s``, ``r`` ranks ``s``
 before its own session (any of its preferences when unplaced), and the
 assignment with ``r'`` removed and ``r`` moved to ``s`` is valid.
 
-The rule is not linear. The optimiser treats it lazily: :func:`envy_triples`
-finds the triples of an incumbent, :func:`envy_cuts` turns them into rows
-``x[r', s] <= sum over r's arcs ranked at or before s of x``, which every
-envy-free assignment that keeps ``r'`` in ``s`` meets for that pair, and the
-model is solved again; :func:`resolve_envy` ends the loop from any valid
-assignment: it applies the swap of a triple whose ``r`` has the highest
-priority, places ``r'`` again where it fits, and repeats. Each swap improves
-``r`` and only moves requests of lower priority, so the per-priority ranks
-improve lexicographically and the loop ends, with no triple left.
+The rule is not linear. The optimiser treats it lazily on small models: the
+incumbent's triples become rows (:mod:`slotalloc.solver.rows.no_envy`) and the
+model is solved again (:mod:`slotalloc.solver.fair`). :func:`resolve_envy`
+gives an envy-free assignment from any valid assignment: it applies the swap
+of a triple whose ``r`` has the highest priority, places ``r'`` again where
+it fits, and repeats. Each swap improves ``r`` and only moves requests of
+lower priority, so the per-priority ranks improve lexicographically and the
+loop ends, with no triple left.
 """
 
 from __future__ import annotations

@@ -46,7 +46,9 @@ from slotalloc.solver.envy import envy_triples, resolve_envy
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
+from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
+from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import repair_rows
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
 
@@ -102,6 +104,8 @@ def optimize_fair(
     # FCFS meets every rule that is on: it is the first candidate (a better hint after it).
     first = start if hint is None else np.concatenate([start, np.asarray(hint, dtype=np.int64)])
     params: OptimizerParams = kwargs.get("params", PARAMS)
+    if envy_free and c.n_arcs <= params.envy_lazy_max_arcs:
+        return _lazy_envy(c, rule, start, first, optimize, params, kwargs)
     priced = None
     if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
         priced = _priced(c, rule, start, optimize, params, kwargs)
@@ -127,6 +131,105 @@ def optimize_fair(
     return FairOptimum(
         arcs=np.asarray(arcs, dtype=np.int64), bound=opt.bound, optimal=optimal, stats=stats
     )
+
+
+def _lazy_envy(
+    c: Compiled,
+    rule: GroupFairness | None,
+    start: IntArray,
+    first: IntArray,
+    optimize: Callable[..., Any],
+    params: OptimizerParams,
+    kwargs: dict[str, Any],
+) -> FairOptimum:
+    """Rule 9 exactly, by lazy rows (:class:`slotalloc.solver.rows.no_envy.EnvyRows`).
+
+    First the optimiser under rule 8's rows (when on): on a small model it
+    returns as soon as it proves its optimum, which gives a bound and, once
+    resolved (:func:`resolve_envy`), an envy-free candidate; it is the answer
+    when it uses the whole budget. While budget is left, the incumbent's
+    justified envy becomes rows and CP-SAT solves the whole model again,
+    hinted with the best candidate, until an incumbent has none. Every
+    row is met by every assignment meeting rule 9, so each solve's bound is a
+    bound under the rules; an envy-free incumbent proven optimal is the
+    optimum under them. Out of budget, the best envy-free assignment seen is
+    kept (``start``, FCFS in priority order, meets both rules).
+    """
+    det = bool(kwargs.get("deterministic", False))
+    limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
+    t0 = kwargs.get("started") or time.perf_counter()
+    deadline = t0 + float(limit) * (1 - params.reserve)
+    seed = int(kwargs.get("seed", 0))
+
+    best = np.asarray(start, dtype=np.int64)
+    best_score = score_of_arcs(c, best)
+
+    def offer(arcs: IntArray | None) -> None:
+        nonlocal best, best_score
+        if arcs is None:
+            return
+        fixed = resolve_envy(c, arcs)
+        if (rule is None or rule.satisfied(fixed)) and score_of_arcs(c, fixed) > best_score:
+            best, best_score = fixed, score_of_arcs(c, fixed)
+
+    run = dict(kwargs)
+    run.update(on_progress=None, hint=first)
+    if not det:
+        run["started"] = t0
+    try:
+        opt = optimize(c, fairness=rule, **run)
+    except ValueError:  # no candidate met rule 8's rows; FCFS does
+        run["hint"] = start
+        opt = optimize(c, fairness=rule, **run)
+    bound: int | None = opt.bound
+    dtime_left = float(limit) - float(opt.stats.get("cpsat_dtime", 0.0) or 0.0)
+    f = build_formulation(c, rule)
+    rows = EnvyRows(f)
+    proved = opt.optimal
+    cur = np.asarray(opt.arcs, dtype=np.int64)
+    rounds = 0
+    while True:
+        triples = envy_triples(c, cur)
+        if not triples:
+            if score_of_arcs(c, cur) >= best_score:
+                best, best_score = cur, score_of_arcs(c, cur)
+            break
+        offer(cur)
+        proved = False
+        rows.add(cur, triples)
+        left = deadline - time.perf_counter()
+        if (det and dtime_left <= 0) or (not det and left <= 0):
+            break
+        cp = run_cpsat(
+            f,
+            hint=rows.values(best),
+            max_time=None if det else max(0.05, left),
+            max_dtime=dtime_left if det else None,
+            seed=seed,
+            num_workers=params.envy_workers,
+        )
+        rounds += 1
+        dtime_left -= cp.deterministic_time
+        if cp.bound is not None:
+            bound = cp.bound if bound is None else min(bound, cp.bound)
+        if cp.values is None:
+            break
+        cur = np.flatnonzero(cp.values[: c.n_arcs]).astype(np.int64)
+        proved = cp.optimal
+    score = best_score
+    if bound is not None:
+        bound = f.lattice_floor(bound)
+        if bound < score:  # cannot happen with valid rows; stay safe
+            bound = None
+    optimal = (proved or bound == score) and bound is not None
+    if optimal:
+        bound = score
+    stats: dict[str, object] = dict(opt.stats)
+    stats.update(strategy="lazy-envy", envy_rounds=rounds, envy_rows=rows.rows)
+    on_progress = kwargs.get("on_progress")
+    if on_progress is not None:
+        on_progress(score, bound)
+    return FairOptimum(arcs=best, bound=bound, optimal=optimal, stats=stats)
 
 
 def _priced(

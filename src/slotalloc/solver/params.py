@@ -63,6 +63,18 @@ class OptimizerParams:
     #: 4 s priced + 3 s under the rows gave 95.8 % of the bound against 84.6 % for
     #: the search under the rows alone.
     priced_share: float = 0.55
+    #: Rule 9 on models up to this many arcs: after the optimiser, CP-SAT on the
+    #: whole model with lazy rows for the incumbents' justified envy
+    #: (:mod:`slotalloc.solver.fair`); larger models resolve the optimiser's
+    #: answer only. Set to ``whole_model_arcs``: above it the optimiser's search
+    #: uses the whole budget, so the loop would get none. The loop is exact but
+    #: slow: tiny models (hypothesis, <= 6 requests) converge at once, while a
+    #: 300-request district (635 arcs) needed 7 rounds and ~170 s to prove its
+    #: optimum (320 520, against 313 090 from resolving the optimiser's answer).
+    envy_lazy_max_arcs: int = 2500
+    #: CP-SAT workers for each solve of the loop: on that district, 200 s, one
+    #: worker ran 5 rounds (bound 320 520), two workers 1 round (bound 322 670).
+    envy_workers: int = 1
     mip_window_seconds: float = 3.0
     mip_window_max_arcs: int = 30000
     #: GLOP's dual simplex with cost perturbation, measured against its default primal
