@@ -1,4 +1,4 @@
-"""Season benchmark (not CI): who is served week after week, under three policies.
+"""Season benchmark (not CI): who is served week after week, under four policies.
 
 Protocol
 --------
@@ -13,7 +13,9 @@ Default: seed 13, 20 000 requests, 91 sites, 8 weekends.
 1. ``fcfs``: ``slotalloc.solve(inst, method="fcfs")`` on each weekend as generated;
 2. ``optimiser``: ``slotalloc.solve(inst, time_limit=T, seed=0)`` on each
    weekend as generated;
-3. ``carry-over + fairness``: each weekend's instance gets
+3. ``carry-over alone``: from weekend 2 on, each weekend's instance goes
+   through ``carry_over`` as in 4, with no fairness rule; solved as in 2;
+4. ``carry-over + fairness``: each weekend's instance gets
    ``policy.fairness = {"group_floor": "fcfs", "priority": "no_justified_envy"}``
    (FORMAT §4), then, from weekend 2 on,
    ``slotalloc.analysis.carryover.carry_over(previous, previous_solution, inst)``
@@ -21,7 +23,7 @@ Default: seed 13, 20 000 requests, 91 sites, 8 weekends.
    solved as in 2.
 
 Every solution goes through ``slotalloc.verify.verify`` on the instance it was
-solved on (so the third policy's is checked against rules 8 and 9 as well);
+solved on (so the fourth policy's is checked against rules 8 and 9 as well);
 its acceptance is reported per weekend, never assumed. A weekend whose solve
 raises ends that policy's season (the error is reported).
 
@@ -71,7 +73,7 @@ from slotalloc.verify import group_places, verify
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 FAIRNESS = {"group_floor": "fcfs", "priority": "no_justified_envy"}
-POLICIES = ("fcfs", "optimiser", "carry-over + fairness")
+POLICIES = ("fcfs", "optimiser", "carry-over alone", "carry-over + fairness")
 
 
 def with_fairness(instance: Instance) -> Instance:
@@ -114,8 +116,9 @@ def run_policy(policy: str, season: list[Instance], time_limit: float) -> list[d
     for week, generated in enumerate(season, 1):
         inst = generated
         row: dict[str, Any] = {"week": week}
-        if policy == "carry-over + fairness":
-            inst = with_fairness(inst)
+        if policy.startswith("carry-over"):
+            if policy == "carry-over + fairness":
+                inst = with_fairness(inst)
             if previous is not None:
                 carried = carry_over(previous[0], previous[1], inst)
                 inst = carried.instance
