@@ -9,7 +9,10 @@
   checked (:func:`slotalloc.solver.envy.envy_triples`) and every triple is
   resolved by the swap it names (:func:`slotalloc.solver.envy.resolve_envy`);
   the result must still meet rule 8, else the best of it and ``F`` (which
-  meets both rules) is kept.
+  meets both rules) is kept. On models up to ``envy_lazy_max_arcs`` the rule
+  is exact (:func:`_lazy_envy`): the triples become rows
+  (:mod:`slotalloc.solver.rows.no_envy`) and CP-SAT solves again, while the
+  budget lasts.
 
 On models above ``mip_max_arcs`` (a city), the search under the floor rows
 alone moves little: the rows couple every session. There the floors are priced
