@@ -167,10 +167,8 @@ def _lazy_envy(
     best = np.asarray(start, dtype=np.int64)
     best_score = score_of_arcs(c, best)
 
-    def offer(arcs: IntArray | None) -> None:
+    def offer(arcs: IntArray) -> None:
         nonlocal best, best_score
-        if arcs is None:
-            return
         fixed = resolve_envy(c, arcs)
         if (rule is None or rule.satisfied(fixed)) and score_of_arcs(c, fixed) > best_score:
             best, best_score = fixed, score_of_arcs(c, fixed)

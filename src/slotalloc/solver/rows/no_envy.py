@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slotalloc._typing import IntArray
-from slotalloc.solver.formulation import INF, Formulation
+from slotalloc.solver.formulation import INF, Formulation, group_rows
 
 __all__ = ["EnvyRows"]
 
@@ -43,15 +43,10 @@ class EnvyRows:
     def __init__(self, f: Formulation) -> None:
         self.f = f
         c = f.c
-        self._by_sess = np.argsort(c.arc_sess, kind="stable")
-        self._sess_ptr = np.searchsorted(c.arc_sess[self._by_sess], np.arange(c.n_sessions + 1))
+        self._by_sess, self._sess_ptr = group_rows(c.arc_sess, c.n_sessions)
         # Count d = 0 is the session's children, d = 1 + g its children of group g.
         self._weights = np.concatenate([c.arc_size[:, None], c.arc_groups], axis=1)
         self._caps = np.concatenate([c.capacity[:, None], c.group_cap], axis=1)
-        self._child_reqs: dict[int, list[int]] = {}
-        for r in range(c.n_requests):
-            for ch in c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist():
-                self._child_reqs.setdefault(int(ch), []).append(r)
         self._z: dict[tuple[int, int, int], int] = {}
         self._seen: set[tuple[int, ...]] = set()
         self.rows = 0
@@ -106,12 +101,10 @@ class EnvyRows:
                 for d in range(counts.shape[1])
                 if counts[s, d] + 1 <= self._caps[s, d]
             ]
-            kin: set[int] = set()
+            kin: set[int] = set()  # the arcs of r's children, through any request
             for ch in c.req_child[c.req_child_ptr[r] : c.req_child_ptr[r + 1]].tolist():
-                for q in self._child_reqs[int(ch)]:
-                    if q not in (r, rp):
-                        kin.update(range(int(c.req_arc_ptr[q]), int(c.req_arc_ptr[q + 1])))
-            new_kin = sorted(b for b in kin if not chosen[b])
+                kin.update(c.child_arc[c.child_arc_ptr[ch] : c.child_arc_ptr[ch + 1]].tolist())
+            new_kin = sorted(b for b in kin if not chosen[b] and int(c.arc_req[b]) not in (r, rp))
             key = (ap, *mine, -1, s, *(t for _d, t in grown), -2, *new_kin)
             if key in self._seen:
                 continue
