@@ -1,4 +1,4 @@
-"""The repair to the group rows by insertion with eviction, and the priced path of rule 8."""
+"""The repair to the group rows by insertion with eviction, and rule 8's path for cities."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def _with_floor(inst: Instance) -> Instance:
     return Instance.model_validate(data)
 
 
-def test_the_priced_path_is_verified_and_its_bound_holds() -> None:
-    # A small district, sent down the priced path (meant for cities) by its threshold.
+def test_the_city_path_is_verified_and_its_bound_holds() -> None:
+    # A small district, sent down the city path by its threshold.
     for seed, requests, sites in [(4, 400, 4), (9, 300, 3)]:
         inst = _with_floor(generate_xiamen(seed, requests, sites, priorities="mix"))
         c = compile_instance(inst)
@@ -62,7 +62,7 @@ def test_the_priced_path_is_verified_and_its_bound_holds() -> None:
         out = optimize_fair(
             c, inst.policy, optimize, params=params, time_limit=2, seed=0, deterministic=True
         )
-        assert out.stats["strategy"] == "priced-floors"
+        assert out.stats["strategy"] == "floors-from-lp"
         score = score_of_arcs(c, out.arcs)
         res = result_from_arcs(
             c, out.arcs, status=Status.FEASIBLE, bound=out.bound, stats={}, instance_name=None
@@ -73,3 +73,21 @@ def test_the_priced_path_is_verified_and_its_bound_holds() -> None:
         assert out.bound is not None and out.bound >= score
         # The bound is no weaker than the LP's with the floor rows.
         assert out.bound <= int(out.stats["lp_bound"])  # type: ignore[call-overload]
+
+
+def test_repair_tries_the_preferred_arcs_first_then_the_others() -> None:
+    inst = floor_world({"group_floor": "fcfs"})
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    name = [c.request_ids[int(c.arc_req[a])] for a in range(c.n_arcs)]
+    older = np.array([a for a in range(c.n_arcs) if name[a].startswith("r-o")])
+    # Only two of the three infants are preferred: the third comes from the second pass.
+    prefer = np.array([n in ("r-i0", "r-i1") for n in name])
+    fixed = repair_rows(c, older, rule, prefer=prefer)
+    assert fixed is not None and rule.satisfied(fixed)
+    assert sorted(name[a] for a in fixed) == ["r-i0", "r-i1", "r-i2"]
+    # With none preferred the second pass alone does it.
+    again = repair_rows(c, older, rule, prefer=np.zeros(c.n_arcs, dtype=bool))
+    assert again is not None and np.array_equal(again, fixed)

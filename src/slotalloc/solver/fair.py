@@ -14,16 +14,17 @@
   (:mod:`slotalloc.solver.rows.no_envy`) and CP-SAT solves again, while the
   budget lasts.
 
-On models above ``mip_max_arcs`` (a city), the search under the floor rows
-alone moves little: the rows couple every session. There the floors are priced
-instead (:func:`_priced`): the LP with the floor rows gives each floor a dual
-price ``mu_g``; the plain optimiser (decomposable, with its Lagrangian bound)
-runs on the score plus ``mu_g`` per child of group g; the result is repaired
-to the floors by insertion with eviction
-(:func:`slotalloc.solver.search.fair_repair.repair_rows`) and improved by the
-neighbourhood search under the rows. For any ``mu >= 0`` and any assignment A
-meeting the floors, ``score(A) <= UB_mu - sum_g mu_g F_g``, so the priced run's
-bound gives a bound under the rule too.
+On models above ``mip_max_arcs`` (a city), no starting point the plain
+optimiser builds meets the floors, and the search from FCFS under the rows
+climbs slowly (84.6 % of the bound in 10 s). There the start comes from the LP
+under the floors (:func:`_floors_from_lp`): it is nearly integral, so rounded
+(:func:`slotalloc.solver.search.rounding.round_and_repair`) it falls a few
+dozen children short of a floor, which a repair by insertion with eviction
+makes up (:func:`slotalloc.solver.search.fair_repair.repair_rows`); the
+neighbourhood search under the rows then improves it. The bound is the least
+of that LP's and the Lagrangian bound with the floors dualised beside the
+coupling rows (:class:`slotalloc.solver.bounds.floors.FloorLagrangian`),
+priced at the LP's duals and improved last, aimed at the final score.
 
 The bound is the optimiser's bound under rule 8 alone: a valid bound under
 both rules (their feasible set is smaller).
@@ -31,7 +32,6 @@ both rules (their feasible set is smaller).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
 from slotalloc.models import Policy
 from slotalloc.result import score_of_arcs
+from slotalloc.solver.bounds.floors import FloorLagrangian
 from slotalloc.solver.bounds.lp import solve_lp
 from slotalloc.solver.build import build_formulation
 from slotalloc.solver.envy import envy_triples, resolve_envy
@@ -54,6 +55,7 @@ from slotalloc.solver.rows.staffing_hull import add_staffing_hull
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import repair_rows
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
+from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["FairOptimum", "optimize_fair"]
 
@@ -109,11 +111,11 @@ def optimize_fair(
     params: OptimizerParams = kwargs.get("params", PARAMS)
     if envy_free and c.n_arcs <= params.envy_lazy_max_arcs:
         return _lazy_envy(c, rule, start, first, optimize, params, kwargs)
-    priced = None
+    city = None
     if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
-        priced = _priced(c, rule, start, optimize, params, kwargs)
-    if priced is not None:
-        opt = priced
+        city = _floors_from_lp(c, rule, start, params, kwargs)
+    if city is not None:
+        opt = city
     else:
         try:
             opt = optimize(c, fairness=rule, hint=first, **kwargs)
@@ -233,67 +235,77 @@ def _lazy_envy(
     return FairOptimum(arcs=best, bound=bound, optimal=optimal, stats=stats)
 
 
-def _priced(
+def _floors_from_lp(
     c: Compiled,
     rule: GroupFairness,
     fcfs: IntArray,
-    optimize: Callable[..., Any],
     params: OptimizerParams,
     kwargs: dict[str, Any],
 ) -> FairOptimum | None:
-    """Rule 8 by its LP prices, a repair, then the search under the rows (module notes).
+    """Rule 8 on a city: the LP under the floors, rounded, repaired, then searched (module notes).
 
-    Returns None when the LP gives no prices (then the plain path runs).
+    Returns None when the LP is not solved (then the plain path runs).
     """
     det = bool(kwargs.get("deterministic", False))
     limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
+    limit = float(limit)
     t0 = kwargs.get("started") or time.perf_counter()
-    deadline = t0 + float(limit) * (1 - params.reserve)
-    stats: dict[str, object] = {"strategy": "priced-floors"}
+    deadline = t0 + limit * (1 - params.reserve)
+    seed = int(kwargs.get("seed", 0))
+    stats: dict[str, object] = {"strategy": "floors-from-lp"}
     f_lp = build_formulation(c, rule)
     add_staffing_hull(f_lp)
-    left = deadline - time.perf_counter()
     lp = solve_lp(
         f_lp,
-        time_limit=None if det else max(0.05, 0.5 * left),
+        time_limit=None if det else max(0.05, 0.5 * (deadline - time.perf_counter())),
         glop_parameters=params.glop_parameters,
     )
     stats["lp_bound"] = lp.bound
     if not lp.optimal:
         return None
-    mu = _floor_prices(f_lp, lp.duals, rule, c.n_groups)
-    stats["floor_prices"] = mu.tolist()
-    home = rule.home[c.arc_req]
-    weighted = dataclasses.replace(c, arc_coef=c.arc_coef + home @ mu)
-    floors = _floors(rule, c.n_groups)
-    share = params.priced_share * float(limit)
-    run = dict(kwargs)
-    run.update(time_limit=share, on_progress=None, hint=None)
-    if not det:
-        run["started"] = t0  # the priced run ends ``share`` seconds after the start
-    w = optimize(weighted, **run)
+    A = c.n_arcs
     bound = lp.bound
-    if w.bound is not None:
-        lag = int(w.bound) - int(mu @ floors)
-        stats["priced_bound"] = lag
-        bound = lag if bound is None else min(bound, lag)
-    stats["priced_score"] = score_of_arcs(c, w.arcs)
-    repaired = repair_rows(c, w.arcs, rule)
-    if repaired is None or score_of_arcs(c, repaired) < score_of_arcs(c, fcfs):
-        repaired = np.asarray(fcfs, dtype=np.int64)
-    score = score_of_arcs(c, repaired)
+    lag = FloorLagrangian.build(c, rule, f_lp, lp.duals)
+    if lag is not None:
+        stats["floor_prices"] = lag.prices().tolist()
+        first = lag.bound(lag.u0)
+        stats["lagrangian_bound"] = first
+        if first is not None:
+            bound = first if bound is None else min(bound, first)
+    # The LP under the floors is nearly integral: rounded, it falls a few
+    # children short of a floor, which the repair inserts.
+    t = time.perf_counter()
+    rounded = round_and_repair(c, lp.values[:A])
+    prefer = lp.values[:A] > params.floor_prefer_value if params.floor_prefer_value < 1 else None
+    repaired = None if rounded is None else repair_rows(c, rounded, rule, prefer=prefer)
+    start = np.asarray(fcfs, dtype=np.int64)
+    if repaired is not None and score_of_arcs(c, repaired) > score_of_arcs(c, start):
+        start = repaired
+    score = score_of_arcs(c, start)
     stats["repaired_score"] = score
+    stats["repair_seconds"] = round(time.perf_counter() - t, 3)
     f = build_formulation(c, rule)
-    rest = max(0.0, float(limit) - share)
-    budget = LnsBudget(dtime=rest) if det else LnsBudget(deadline=deadline)
+    steps = 0
+    if lag is not None:
+        per_step = params.seconds_per_session * max(1, c.n_sessions) if det else 1.1 * lag.seconds
+        steps = min(params.bound_steps_max, int(params.bound_share * limit / max(per_step, 1e-9)))
+        if steps < params.bound_min_steps:
+            steps = 0
+    search_end = deadline - (params.bound_share * limit if steps and not det else 0.0)
+    budget = LnsBudget(dtime=limit) if det else LnsBudget(deadline=search_end)
     out = large_neighbourhood_search(
-        f, f.values_of_arcs(repaired), score, budget, seed=int(kwargs.get("seed", 0))
+        f, f.values_of_arcs(start), score, budget, seed=seed, target=lp.values[:A]
     )
-    arcs = np.flatnonzero(out.values[: c.n_arcs]).astype(np.int64)
+    arcs = np.flatnonzero(out.values[:A]).astype(np.int64)
     if not rule.satisfied(arcs) or score_of_arcs(c, arcs) < score:
-        arcs = repaired
+        arcs = start
     score = score_of_arcs(c, arcs)
     stats["lns_steps"] = out.steps
+    if lag is not None and steps and (bound is None or bound > score):
+        improved = lag.improve(score, steps, None if det else deadline)
+        stats["multiplier_bound"] = improved
+        if improved is not None and (bound is None or improved < bound):
+            bound = improved
     if bound is not None:
         bound = f.lattice_floor(bound)
         if bound < score:  # cannot happen with correct bounds; stay safe
@@ -302,29 +314,3 @@ def _priced(
     if on_progress is not None:
         on_progress(score, bound)
     return FairOptimum(arcs=arcs, bound=bound, optimal=bound == score, stats=stats)
-
-
-def _floors(rule: GroupFairness, n_groups: int) -> IntArray:
-    """``F_g`` per group from rule 8's rows (0 where a group has no floor row)."""
-    out = np.zeros(n_groups, dtype=np.int64)
-    for k, name in enumerate(rule.names):
-        if name.startswith("group_floor_") and rule.active[k]:
-            out[int(np.flatnonzero(rule.weights[k])[0])] = rule.rhs[k]
-    return out
-
-
-def _floor_prices(f_lp: Any, duals: Any, rule: GroupFairness, n_groups: int) -> IntArray:
-    """Integer prices ``mu_g >= 0`` of the floor rows from the LP duals (rounded up)."""
-    at: dict[str, int] = {}
-    row = 0
-    for b in f_lp.blocks:
-        if b.n_rows == 1:
-            at[b.name] = row
-        row += b.n_rows
-    mu = np.zeros(n_groups, dtype=np.int64)
-    for k, name in enumerate(rule.names):
-        if name.startswith("group_floor_") and rule.active[k] and name in at:
-            g = int(np.flatnonzero(rule.weights[k])[0])
-            # A >= row of a maximisation: its multiplier is <= 0 in the LP's signs.
-            mu[g] = int(np.ceil(max(0.0, -float(duals[at[name]]))))
-    return mu

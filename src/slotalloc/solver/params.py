@@ -57,12 +57,6 @@ class OptimizerParams:
     #: (50k arcs) -1.0 % to +0.1 % (a 6k-arc window is too small a share of a city
     #: to pay for the lane), so cities keep both CP-SAT lanes.
     mip_window_arcs: int = 6000
-    #: Rule 8 on models above ``mip_max_arcs``: share of the budget for the search
-    #: under the floor rows' LP prices, before the repair and the search under the
-    #: rows themselves. Measured on a city not tuned on (seed 21, 20k requests, 10 s):
-    #: 4 s priced + 3 s under the rows gave 95.8 % of the bound against 84.6 % for
-    #: the search under the rows alone.
-    priced_share: float = 0.55
     #: Rule 9 on models up to this many arcs: after the optimiser, CP-SAT on the
     #: whole model with lazy rows for the incumbents' justified envy
     #: (:mod:`slotalloc.solver.fair`); larger models resolve the optimiser's
@@ -75,6 +69,9 @@ class OptimizerParams:
     #: CP-SAT workers for each solve of the loop: on that district, 200 s, one
     #: worker ran 5 rounds (bound 320 520), two workers 1 round (bound 322 670).
     envy_workers: int = 1
+    #: Rule 8 on cities: the repair of the rounded LP point inserts first the
+    #: arcs worth more than this in the LP under the floors (1 turns it off).
+    floor_prefer_value: float = 1e-6
     mip_window_seconds: float = 3.0
     mip_window_max_arcs: int = 30000
     #: GLOP's dual simplex with cost perturbation, measured against its default primal

@@ -51,7 +51,9 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Row blocks that link sessions; every other block of the formulation is per session.
-COUPLING_BLOCKS = frozenset({"request_once", "overlap", "child_cap"})
+#: ``group_floor`` is FORMAT §4 rule 8 over the arcs, written ``-P_g <= -F_g``
+#: (:func:`~slotalloc.solver.rows.group_fairness.add_floor_coupling`).
+COUPLING_BLOCKS = frozenset({"request_once", "overlap", "child_cap", "group_floor"})
 #: Session blocks the sub-problem solves exactly (anything else: no Lagrangian bound).
 _SESSION_BLOCKS = frozenset(
     {

@@ -37,6 +37,7 @@ from slotalloc.solver.formulation import INF, Formulation
 
 __all__ = [
     "GroupFairness",
+    "add_floor_coupling",
     "add_group_fairness",
     "as_fraction",
     "group_fairness",
@@ -195,6 +196,41 @@ def group_floor(
         np.concatenate([also.rhs, rule.rhs]),
         also.names + rule.names,
     )
+
+
+def add_floor_coupling(f: Formulation, rule: GroupFairness) -> IntArray:
+    """Rule 8's floors over the arcs, ``-sum_a h_{r(a),g} x_a <= -F_g``, as one block.
+
+    The block ``group_floor`` is what a Lagrangian bound dualises (a coupling
+    row in the upper-bound form it takes); the solver's own model keeps the
+    rows over the session counts (:func:`add_group_fairness`). Returns the
+    rule's row index of each row added, in order.
+    """
+    c = f.c
+    ks = [
+        k
+        for k, name in enumerate(rule.names)
+        if name.startswith("group_floor_") and bool(rule.active[k])
+    ]
+    if not ks:
+        return np.zeros(0, dtype=np.int64)
+    h = rule.home[c.arc_req]
+    var, coef, ptr = [], [], [0]
+    for k in ks:
+        g = int(np.flatnonzero(rule.weights[k])[0])
+        arcs = np.flatnonzero(h[:, g])
+        var.append(f.x(arcs))
+        coef.append(-h[arcs, g])
+        ptr.append(ptr[-1] + arcs.shape[0])
+    f.add_rows(
+        "group_floor",
+        np.asarray(ptr, dtype=np.int64),
+        np.concatenate(var),
+        np.concatenate(coef),
+        -INF,
+        -rule.rhs[ks],
+    )
+    return np.asarray(ks, dtype=np.int64)
 
 
 def group_service(c: Compiled, arcs: npt.ArrayLike) -> tuple[IntArray, IntArray]:

@@ -1,8 +1,8 @@
 """Repair an assignment to the group rows by insertion with eviction, cheapest first.
 
-The priced search (:mod:`slotalloc.solver.fair`) ends near the group rows but
-not always on them: a few dozen children short in one age group, with a
-surplus in another. Removing placements (what
+The LP under rule 8's floors, rounded (:mod:`slotalloc.solver.fair`), ends
+near the group rows but not on them: a few dozen children short in one age
+group, with a surplus in another. Removing placements (what
 :func:`~slotalloc.solver.rows.group_fairness.repair_group_fairness` does)
 cannot raise a floor; this repair inserts requests that carry children of a
 violated row's group, each into a session where it fits once the cheapest
@@ -12,6 +12,8 @@ Candidates are taken by a lazy greedy: the cost of an insertion (score of the
 evicted minus the score gained) per child it brings to violated rows is kept
 in a heap and recomputed when popped, since the sessions change as the repair
 goes; an insertion is applied when its recomputed cost is still the smallest.
+With ``prefer`` (the arcs an LP point uses), those candidates go first and the
+others only when they do not reach the rows.
 Every step keeps rules 1-7 (the occupancy says so) and never lets a row that
 holds fall below its bound, so the result is valid and meets every row, or the
 repair returns None.
@@ -139,7 +141,13 @@ class _State:
         self.slack = self.slack + coef[a]
 
 
-def repair_rows(c: Compiled, arcs: npt.ArrayLike, rule: GroupFairness) -> IntArray | None:
+def repair_rows(
+    c: Compiled,
+    arcs: npt.ArrayLike,
+    rule: GroupFairness,
+    *,
+    prefer: npt.NDArray[np.bool_] | None = None,
+) -> IntArray | None:
     """A valid assignment meeting every active row of ``rule``, from a valid one.
 
     Parameters
@@ -150,6 +158,10 @@ def repair_rows(c: Compiled, arcs: npt.ArrayLike, rule: GroupFairness) -> IntArr
         The chosen arcs of a valid assignment (rules 1-7).
     rule
         The group rows (rule 8's floors, ``min_group_rate``'s rates, or both).
+    prefer
+        Arcs (a mask) whose insertions are tried first, e.g. those with a
+        positive value in the LP under the rows; the others follow only
+        when these do not reach the rows.
 
     Returns
     -------
@@ -177,22 +189,29 @@ def repair_rows(c: Compiled, arcs: npt.ArrayLike, rule: GroupFairness) -> IntArr
     if not bad.any():
         return np.sort(np.asarray(arcs, dtype=np.int64))
     unplaced = np.asarray(st.placed_at) < 0
-    cand = np.flatnonzero(unplaced[c.arc_req] & (coef[:, bad] > 0).any(axis=1))
-    for a in cand.tolist():
-        push(a)
-    while heap and st.deficit(st.slack) > 0:
-        _key, a = heapq.heappop(heap)
-        h = help_of(a)
-        if h <= 0:
-            continue
-        p = st.plan(a)
-        if p is None:
-            continue
-        now = p[0] / h
-        if heap and now > heap[0][0] + 1e-9:
-            heapq.heappush(heap, (now, a))
-            continue
-        st.apply(a, p[1])
+    cand = unplaced[c.arc_req] & (coef[:, bad] > 0).any(axis=1)
+    passes = [cand] if prefer is None else [cand & prefer, cand & ~prefer]
+    for allowed in passes:
+        if st.deficit(st.slack) <= 0:
+            break
+        # Every candidate of this pass and the ones left over from the last.
+        left = [a for _k, a in heap]
+        heap.clear()
+        for a in sorted(set(np.flatnonzero(allowed).tolist()) | set(left)):
+            push(a)
+        while heap and st.deficit(st.slack) > 0:
+            _key, a = heapq.heappop(heap)
+            h = help_of(a)
+            if h <= 0:
+                continue
+            p = st.plan(a)
+            if p is None:
+                continue
+            now = p[0] / h
+            if heap and now > heap[0][0] + 1e-9:
+                heapq.heappush(heap, (now, a))
+                continue
+            st.apply(a, p[1])
     if st.deficit(st.slack) > 0:
         return None
     _fill(st)

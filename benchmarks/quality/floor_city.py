@@ -1,0 +1,134 @@
+"""Rule 8 (``group_floor: "fcfs"``) on cities: score against bound, child places against FCFS.
+
+For each generator variant (none of them tuned on but the first), the
+optimiser's answer under the rule is verified, and the table gives its score
+against its own bound, its child places against FCFS, and two LP bounds
+that say what is possible at all: the most child places any assignment
+meeting the floors can have (the LP relaxation maximising child places under
+the floor rows, an upper bound), and the child places of the LP's score
+optimum under them.
+
+Run: ``python benchmarks/quality/floor_city.py --time-limit 10``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from slotalloc import solve
+from slotalloc.compile import compile_instance
+from slotalloc.models import Instance
+from slotalloc.scenarios.xiamen import generate_xiamen
+from slotalloc.solver.bounds.lp import solve_lp
+from slotalloc.solver.build import build_formulation
+from slotalloc.solver.fcfs import first_come_first_served
+from slotalloc.solver.params import PARAMS
+from slotalloc.solver.rows.group_fairness import group_floor
+from slotalloc.solver.rows.staffing_hull import add_staffing_hull
+from slotalloc.verify import fcfs_assignment, group_places, verify
+
+#: (name, generate_xiamen arguments)
+VARIANTS: list[tuple[str, dict[str, object]]] = [
+    ("seed 21, 20k, mix", {"seed": 21, "requests": 20000, "priorities": "mix"}),
+    ("seed 33, 25k", {"seed": 33, "requests": 25000}),
+    (
+        "seed 5, 20k, 30 % booked, 10 % locked",
+        {"seed": 5, "requests": 20000, "bookings": 0.3, "locked": 0.1},
+    ),
+    (
+        "seed 8, 20k, mix, pooled, overlap",
+        {"seed": 8, "requests": 20000, "priorities": "mix", "staffing": "pooled", "overlap": True},
+    ),
+    (
+        "seed 13, 20k, mix, 20 % booked, 30 cuts",
+        {"seed": 13, "requests": 20000, "priorities": "mix", "bookings": 0.2, "cut": 30},
+    ),
+]
+
+
+def with_floor(inst: Instance) -> Instance:
+    data = inst.model_dump(mode="json")
+    data["policy"]["fairness"] = {"group_floor": "fcfs"}
+    return Instance.model_validate(data)
+
+
+def lp_child_places(inst: Instance) -> tuple[int, int]:
+    """(most child places under the floors, child places at the LP's score optimum), by LP."""
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    A = c.n_arcs
+    kids = rule.home[c.arc_req].sum(axis=1)
+    f = build_formulation(c, rule)
+    add_staffing_hull(f)
+    lp = solve_lp(f, glop_parameters=PARAMS.glop_parameters)
+    at_score = round(float(kids @ lp.values[:A]))
+    f.obj[:A] = kids
+    f.obj[A:] = 0
+    f.offset = 0
+    most = solve_lp(f, glop_parameters=PARAMS.glop_parameters)
+    assert most.bound is not None
+    return int(most.bound), at_score
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--only", type=int, default=None, help="run one variant (its index)")
+    ap.add_argument("--no-lp", action="store_true", help="skip the LP child-place bounds")
+    args = ap.parse_args()
+    chosen = VARIANTS if args.only is None else [VARIANTS[args.only]]
+    rows = []
+    for name, kw in chosen:
+        inst = with_floor(generate_xiamen(**kw))  # type: ignore[arg-type]
+        load = os.getloadavg()[0]
+        t = time.perf_counter()
+        res = solve(inst, time_limit=args.time_limit, seed=0)
+        wall = time.perf_counter() - t
+        report = verify(inst, res.to_solution())
+        placed = group_places(inst, [(a.request, a.session) for a in res.assignments])
+        floor = group_places(inst, fcfs_assignment(inst) or [])
+        kids, fcfs_kids = sum(placed.values()), sum(floor.values())
+        row: dict[str, object] = {
+            "variant": name,
+            "load": round(load, 2),
+            "accepted": report.accepted,
+            "score": res.score,
+            "bound": res.bound,
+            "pct_of_bound": None if not res.bound else round(100 * res.score / res.bound, 2),
+            "child_places": kids,
+            "fcfs_child_places": fcfs_kids,
+            "vs_fcfs_pct": round(100 * (kids / fcfs_kids - 1), 2),
+            "below_fcfs": [g for g in placed if placed[g] < floor[g]],
+            "wall_s": round(wall, 1),
+        }
+        if not args.no_lp:
+            most, at_score = lp_child_places(inst)
+            row["lp_most_child_places"] = most
+            row["lp_most_vs_fcfs_pct"] = round(100 * (most / fcfs_kids - 1), 2)
+            row["lp_score_optimum_child_places"] = at_score
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(
+        "\n| variant | verified | score | % of bound | child places | vs FCFS "
+        "| LP: most child places under the floors (vs FCFS) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        lp = (
+            f"{r['lp_most_child_places']} ({r['lp_most_vs_fcfs_pct']:+} %)"
+            if "lp_most_child_places" in r
+            else "-"
+        )
+        print(
+            f"| {r['variant']} | {r['accepted']} | {r['score']} | {r['pct_of_bound']} % | "
+            f"{r['child_places']} | {r['vs_fcfs_pct']:+} % | {lp} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
