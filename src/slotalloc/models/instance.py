@@ -1,41 +1,23 @@
-"""Validated, frozen models of the slotalloc v1 formats (FORMAT.md).
+"""The instance format (``slotalloc.instance/1``, FORMAT §1) and its parts.
 
-Every model is strict: no coercion between kinds (a number given as a string, a
-bool given as a number, a float for an integer). To keep the Python constructors
-pleasant, dates and timestamps may be given as ISO strings and sequences as
-lists; they are stored as :class:`datetime.date`, aware
-:class:`datetime.datetime` and tuples.
-
-FORMAT's general rules are built into the field types: :data:`Id` (1 to 64
-code points, no control character), :data:`Text` (no lone surrogate, for every
-other string), :data:`Count` and :data:`PositiveCount` (at most
-:data:`MAX_COUNT`), :data:`Weight` (at most :data:`MAX_WEIGHT`); floats must be
-finite. The reader (:mod:`slotalloc.io`) adds what only the JSON text shows: a
-key given twice, ``NaN``, ``1e400``, over-long integers, deep nesting.
-
-Validation happens here, once; the compiler, the solvers, the verifier and the
-online engine trust a constructed :class:`Instance`.
+Part of :mod:`slotalloc.models`: age groups and the :data:`CN_2019` preset,
+the policy (with the opt-in fairness rules of FORMAT §4) and objective, sites,
+sessions, children, requests, bookings, and the :class:`Instance` that checks
+every cross-reference between them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
-import enum
 import itertools
-import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
@@ -43,188 +25,21 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = [
-    "CN_2019",
-    "INSTANCE_FORMAT",
-    "MAX_COUNT",
-    "MAX_DEPTH",
-    "MAX_ID_LENGTH",
-    "MAX_PREFERENCES",
-    "MAX_WEIGHT",
-    "SOLUTION_FORMAT",
-    "AgeGroup",
-    "Assignment",
-    "BookDecision",
-    "BookEvent",
-    "Booking",
-    "CancelDecision",
-    "CancelEvent",
-    "Child",
-    "ConflictItem",
-    "Decision",
-    "ErrorDecision",
-    "Event",
-    "Fairness",
-    "Instance",
-    "Objective",
-    "Policy",
-    "Request",
-    "Session",
-    "Site",
-    "Solution",
-    "Status",
-]
-
-INSTANCE_FORMAT: Final = "slotalloc.instance/1"
-SOLUTION_FORMAT: Final = "slotalloc.solution/1"
-MAX_PREFERENCES = 10
-#: The largest count (capacity, caregivers, months, ratios, group sizes and caps,
-#: ``max_sessions_per_child``) FORMAT allows.
-MAX_COUNT: Final = 1_000_000
-#: The largest objective weight FORMAT allows (so every score fits in 64 bits).
-MAX_WEIGHT: Final = 1_000_000_000
-#: The most code points an id may hold.
-MAX_ID_LENGTH: Final = 64
-#: The deepest nesting of arrays and objects read (docs/format-notes.md).
-MAX_DEPTH: Final = 100
-
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.ASCII)
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def _parse_date(value: Any) -> Any:
-    # The value is not repeated here: the reader shows it where it may (never a birth date).
-    if isinstance(value, str):
-        if not _DATE.match(value):
-            raise ValueError("not a date of the form YYYY-MM-DD")
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            raise ValueError("not a calendar date") from None
-    if isinstance(value, dt.datetime):
-        raise ValueError("a date is required, not a timestamp")
-    return value
-
-
-def _parse_timestamp(value: Any) -> Any:
-    if isinstance(value, str):
-        if not _RFC3339.match(value):
-            raise ValueError(
-                "not an RFC 3339 timestamp with an offset "
-                "(YYYY-MM-DDTHH:MM:SS[.fraction] then Z or +HH:MM)"
-            )
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("not a valid timestamp") from None
-    return value
-
-
-def _to_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def lone_surrogate(text: str) -> str | None:
-    """The first lone surrogate (U+D800-U+DFFF) in ``text``, or None.
-
-    A Python string can hold one (JSON's ``"\\ud800"`` escape makes one), but
-    it cannot be written as UTF-8.
-    """
-    if text.isascii():
-        return None
-    m = _SURROGATE.search(text)
-    return None if m is None else m.group()
-
-
-def control_character(text: str) -> str | None:
-    """The first control character (U+0000-U+001F, U+007F-U+009F) in ``text``, or None."""
-    if text.isprintable():
-        return None
-    m = _CONTROL.search(text)
-    return None if m is None else m.group()
-
-
-def _no_lone_surrogate(value: str) -> str:
-    bad = lone_surrogate(value)
-    if bad is not None:
-        raise ValueError(
-            f"the text holds a lone surrogate (U+{ord(bad):04X}), which cannot be written as UTF-8"
-        )
-    return value
-
-
-def _no_control_character(value: str) -> str:
-    bad = control_character(value)
-    if bad is not None:
-        raise ValueError(f"an id must not hold a control character (U+{ord(bad):04X})")
-    return value
-
-
-#: Any string of the formats: no lone surrogate.
-Text = Annotated[str, AfterValidator(_no_lone_surrogate)]
-#: An id: 1 to 64 code points, no lone surrogate, no control character.
-Id = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
-    AfterValidator(_no_lone_surrogate),
-    AfterValidator(_no_control_character),
-]
-IdTuple = Annotated[tuple[Id, ...], BeforeValidator(_to_tuple)]
-Date = Annotated[dt.date, BeforeValidator(_parse_date)]
-Timestamp = Annotated[dt.datetime, BeforeValidator(_parse_timestamp)]
-#: A count (capacity, caregivers, months, group caps): 0 to MAX_COUNT.
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-#: A count that must be at least 1 (ratio, group size, per-child cap).
-PositiveCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
-#: An objective weight: 0 to MAX_WEIGHT.
-Weight = Annotated[int, Field(ge=0, le=MAX_WEIGHT)]
-NonNegInt = Annotated[int, Field(ge=0)]
-
-
-def did_you_mean(word: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` naming the closest of ``known``, or the empty string."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_mean_absent(cls, data: Any) -> Any:
-        # FORMAT: an explicit null for an optional key means the key is absent.
-        if isinstance(data, dict):
-            defaulted = _defaulted_fields(cls)
-            if defaulted and any(data.get(k, 0) is None for k in defaulted):
-                return {k: v for k, v in data.items() if not (v is None and k in defaulted)}
-        return data
-
-
-def _defaulted_fields(cls: type[BaseModel]) -> frozenset[str]:
-    """Optional fields whose default is not null."""
-    cached = cls.__dict__.get("_slotalloc_defaulted")
-    if cached is None:
-        cached = frozenset(
-            name
-            for name, f in cls.model_fields.items()
-            if not f.is_required() and f.get_default(call_default_factory=True) is not None
-        )
-        type.__setattr__(cls, "_slotalloc_defaulted", cached)
-    return cached
-
-
-class Status(enum.StrEnum):
-    """Outcome of a solve, as written in a solution file."""
-
-    OPTIMAL = "optimal"
-    FEASIBLE = "feasible"
-    INFEASIBLE = "infeasible"
-
+from slotalloc.models.common import (
+    INSTANCE_FORMAT,
+    MAX_PREFERENCES,
+    Count,
+    Date,
+    Id,
+    IdTuple,
+    PositiveCount,
+    Text,
+    Timestamp,
+    Weight,
+    _Model,
+    _to_tuple,
+    did_you_mean,
+)
 
 # ---------------------------------------------------------------- instance
 
@@ -644,169 +459,3 @@ class Instance(_Model):
             lo if session.min_months is None else session.min_months,
             hi if session.max_months is None else session.max_months,
         )
-
-
-# ---------------------------------------------------------------- solution
-
-
-class Assignment(_Model):
-    """A request placed in a session."""
-
-    request: Id
-    session: Id
-
-
-class ConflictItem(_Model):
-    """One entry of an infeasibility explanation.
-
-    ``bookings`` names the conflicting locked bookings by their request ids.
-    """
-
-    rule: Text
-    message: Text
-    sessions: IdTuple = ()
-    bookings: IdTuple = ()
-    children: IdTuple = ()
-
-
-class Solution(_Model):
-    """A solution file (``slotalloc.solution/1``).
-
-    Raises
-    ------
-    pydantic.ValidationError
-        When the file's shape is wrong (for example an infeasible status with a
-        score). Whether the solution is valid and accepted is the verifier's job.
-    """
-
-    format: Literal["slotalloc.solution/1"] = SOLUTION_FORMAT
-    instance: Text | None = None
-    status: Status
-    score: int | None = None
-    bound: int | None = None
-    assignments: Annotated[tuple[Assignment, ...], BeforeValidator(_to_tuple)] = ()
-    explanation: Annotated[tuple[ConflictItem, ...] | None, BeforeValidator(_to_tuple)] = None
-    stats: dict[str, Any] | None = None
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status_from_text(cls, value: Any) -> Any:
-        # Strict enums refuse their own values given as text; the file gives text.
-        return (
-            Status(value)
-            if isinstance(value, str) and value in Status._value2member_map_
-            else value
-        )
-
-    @model_validator(mode="after")
-    def _infeasible_has_no_score(self) -> Solution:
-        if self.status is Status.INFEASIBLE:
-            if self.score is not None or self.bound is not None or self.assignments:
-                raise ValueError(
-                    "an infeasible solution has null score and bound and no assignments"
-                )
-            if not self.explanation:
-                raise ValueError("an infeasible solution needs an explanation")
-        return self
-
-    @model_validator(mode="after")
-    def _stats_text_encodable(self) -> Solution:
-        for path, node, _depth in _nodes(self.stats):
-            bad = lone_surrogate(node) if isinstance(node, str) else None
-            if bad is not None:
-                raise ValueError(
-                    f"stats{path} holds a lone surrogate (U+{ord(bad):04X}), "
-                    "which cannot be written as UTF-8"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _stats_numbers_finite(self) -> Solution:
-        for path, node, _depth in _nodes(self.stats):
-            if isinstance(node, float) and not math.isfinite(node):
-                raise ValueError(f"stats{path} is not a finite number")
-        return self
-
-    @model_validator(mode="after")
-    def _stats_not_too_deep(self) -> Solution:
-        for path, node, depth in _nodes(self.stats):
-            # Levels of the file: the solution object is level 1, stats level 2.
-            if isinstance(node, (Mapping, list, tuple)) and depth + 2 > MAX_DEPTH:
-                raise ValueError(f"stats{path} is nested more than {MAX_DEPTH} levels deep")
-        return self
-
-    @model_validator(mode="after")
-    def _feasible_has_score(self) -> Solution:
-        if self.status is not Status.INFEASIBLE and self.score is None:
-            raise ValueError(f"a {self.status.value} solution needs an integer score")
-        return self
-
-
-def _nodes(value: Any) -> Iterator[tuple[str, Any, int]]:
-    """Every node of a JSON-shaped value (keys included) as (path, node, depth), depth first.
-
-    Iterative, so that no nesting depth can exhaust the stack.
-    """
-    stack: list[tuple[str, Any, int]] = [("", value, 0)]
-    while stack:
-        path, node, depth = stack.pop()
-        yield path, node, depth
-        if isinstance(node, Mapping):
-            items = list(node.items())
-            for k, v in reversed(items):
-                step = f".{k}" if isinstance(k, str) and k.isidentifier() else f"[{k!r}]"
-                stack.append((path + step, v, depth + 1))
-            for k, _v in items:
-                yield path, k, depth + 1
-        elif isinstance(node, (list, tuple)):
-            for i in range(len(node) - 1, -1, -1):
-                stack.append((f"{path}[{i}]", node[i], depth + 1))
-
-
-# ---------------------------------------------------------------- online events and decisions
-
-
-class BookEvent(_Model):
-    """``{"op": "book", "request": {...}, "children": [...]}``."""
-
-    op: Literal["book"]
-    request: Request
-    children: Annotated[tuple[Child, ...] | None, BeforeValidator(_to_tuple)] = None
-
-
-class CancelEvent(_Model):
-    """``{"op": "cancel", "request": "r-9"}``."""
-
-    op: Literal["cancel"]
-    request: Id
-
-
-Event = Annotated[BookEvent | CancelEvent, Field(discriminator="op")]
-
-
-class BookDecision(_Model):
-    """The outcome of a book event."""
-
-    event: NonNegInt
-    request: Id
-    session: Id | None
-    waitlisted: bool
-
-
-class CancelDecision(_Model):
-    """The outcome of a cancel event."""
-
-    event: NonNegInt
-    request: Id
-    cancelled: Literal[True] = True
-    promoted: Annotated[tuple[Assignment, ...], BeforeValidator(_to_tuple)] = ()
-
-
-class ErrorDecision(_Model):
-    """An event that was refused; nothing changed."""
-
-    event: NonNegInt
-    error: Text
-
-
-Decision = BookDecision | CancelDecision | ErrorDecision
