@@ -8,7 +8,8 @@ meeting the floors can have (the LP relaxation maximising child places under
 the floor rows, an upper bound), and the child places of the LP's score
 optimum under them.
 
-Run: ``python benchmarks/quality/floor_city.py --time-limit 10``
+Run: ``python benchmarks/quality/floor_city.py --time-limit 10`` (cities) or
+``python benchmarks/quality/floor_city.py --set districts --no-lp --time-limit 10``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ),
 ]
 
+#: Districts (up to ``mip_max_arcs`` arcs), the same way.
+DISTRICTS: list[tuple[str, dict[str, object]]] = [
+    ("s41 2000/10 mix", {"seed": 41, "requests": 2000, "sites": 10, "priorities": "mix"}),
+    ("s42 5000/20", {"seed": 42, "requests": 5000, "sites": 20}),
+    ("s43 8000/40 mix", {"seed": 43, "requests": 8000, "sites": 40, "priorities": "mix"}),
+    (
+        "s44 6000/25 mix, 30 % booked, 10 % locked",
+        {
+            "seed": 44,
+            "requests": 6000,
+            "sites": 25,
+            "priorities": "mix",
+            "bookings": 0.3,
+            "locked": 0.1,
+        },
+    ),
+    (
+        "s45 4000/15, overlap, pooled",
+        {"seed": 45, "requests": 4000, "sites": 15, "overlap": True, "staffing": "pooled"},
+    ),
+]
+
 
 def with_floor(inst: Instance) -> Instance:
     data = inst.model_dump(mode="json")
@@ -78,10 +101,12 @@ def lp_child_places(inst: Instance) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--set", choices=["cities", "districts"], default="cities")
     ap.add_argument("--only", type=int, default=None, help="run one variant (its index)")
     ap.add_argument("--no-lp", action="store_true", help="skip the LP child-place bounds")
     args = ap.parse_args()
-    chosen = VARIANTS if args.only is None else [VARIANTS[args.only]]
+    pool = VARIANTS if args.set == "cities" else DISTRICTS
+    chosen = pool if args.only is None else [pool[args.only]]
     rows = []
     for name, kw in chosen:
         inst = with_floor(generate_xiamen(**kw))  # type: ignore[arg-type]
@@ -95,6 +120,7 @@ def main() -> None:
         kids, fcfs_kids = sum(placed.values()), sum(floor.values())
         row: dict[str, object] = {
             "variant": name,
+            "arcs": compile_instance(inst).n_arcs,
             "load": round(load, 2),
             "accepted": report.accepted,
             "score": res.score,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from test_fairness_rules import floor_world
+from test_fairness_rules import INFANT, OLDER, floor_world, sess, world
 
 from slotalloc.compile import compile_instance
 from slotalloc.models import Instance
 from slotalloc.result import Status, result_from_arcs, score_of_arcs
 from slotalloc.scenarios.xiamen import generate_xiamen
-from slotalloc.solver.fair import optimize_fair
+from slotalloc.solver.fair import _support_mip, optimize_fair
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import OptimizerParams
@@ -91,3 +91,47 @@ def test_repair_tries_the_preferred_arcs_first_then_the_others() -> None:
     # With none preferred the second pass alone does it.
     again = repair_rows(c, older, rule, prefer=np.zeros(c.n_arcs, dtype=bool))
     assert again is not None and np.array_equal(again, fixed)
+
+
+def test_repair_moves_an_evicted_child_to_another_of_its_sessions() -> None:
+    # One caregiver per session: three infants or seven older children. FCFS
+    # puts the infants (who asked first) in s1 and the older children in s2.
+    # From the older children all in s1, the infants get in only if the older
+    # ones move to s2: leaving them out would break the older group's floor.
+    kids = {f"i{k}": INFANT for k in range(3)} | {f"o{k}": OLDER for k in range(7)}
+    reqs = [(f"r-{k}", [k], ["s1"], 0) for k in kids if k[0] == "i"]
+    reqs += [(f"r-{k}", [k], ["s1", "s2"], 0) for k in kids if k[0] == "o"]
+    sessions = [sess("s1", cap=7, carers=1), sess("s2", cap=7, carers=1)]
+    inst = world(sessions, kids, reqs, {"group_floor": "fcfs"})
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    req = [c.request_ids[int(c.arc_req[a])] for a in range(c.n_arcs)]
+    at = [c.session_ids[int(c.arc_sess[a])] for a in range(c.n_arcs)]
+    older_in_s1 = np.array([a for a in range(c.n_arcs) if req[a][2] == "o" and at[a] == "s1"])
+    assert not rule.satisfied(older_in_s1)
+    fixed = repair_rows(c, older_in_s1, rule)
+    assert fixed is not None and rule.satisfied(fixed)
+    assert sorted((req[a], at[a]) for a in fixed) == sorted(
+        [(f"r-i{k}", "s1") for k in range(3)] + [(f"r-o{k}", "s2") for k in range(7)]
+    )
+    res = result_from_arcs(
+        c, fixed, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+    )
+    assert verify(inst, res.to_solution()).accepted
+
+
+def test_the_district_path_starts_from_highs_on_the_lp_support() -> None:
+    inst = _with_floor(generate_xiamen(9, 300, 3, priorities="mix"))
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    found = _support_mip(c, rule, fcfs, OptimizerParams(), {"time_limit": 5})
+    assert found is not None and rule.satisfied(found)
+    assert score_of_arcs(c, found) > score_of_arcs(c, fcfs)
+    res = result_from_arcs(
+        c, found, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+    )
+    assert verify(inst, res.to_solution()).accepted

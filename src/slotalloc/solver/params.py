@@ -72,6 +72,13 @@ class OptimizerParams:
     #: Rule 8 on cities: the repair of the rounded LP point inserts first the
     #: arcs worth more than this in the LP under the floors (1 turns it off).
     floor_prefer_value: float = 1e-6
+    #: Rule 8 on districts (``whole_model_arcs`` to ``mip_max_arcs`` arcs, wall-clock
+    #: runs): share of the budget for HiGHS on the model cut down to the LP's
+    #: support, whose answer starts the optimiser (0 turns it off).
+    floor_support_share: float = 0.25
+    #: Rule 8 on cities: arcs of the neighbourhoods one search lane hands to HiGHS
+    #: (as ``mip_window_arcs``; 0: both lanes CP-SAT).
+    floor_mip_window: int = 0
     mip_window_seconds: float = 3.0
     mip_window_max_arcs: int = 30000
     #: GLOP's dual simplex with cost perturbation, measured against its default primal

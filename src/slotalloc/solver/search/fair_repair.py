@@ -6,7 +6,9 @@ group, with a surplus in another. Removing placements (what
 :func:`~slotalloc.solver.rows.group_fairness.repair_group_fairness` does)
 cannot raise a floor; this repair inserts requests that carry children of a
 violated row's group, each into a session where it fits once the cheapest
-placements there (children of groups with a surplus) make room.
+placements there (children of groups with a surplus) make room. Those who
+make room move to another session they asked for when one takes them, so a
+group at its floor can still make room (mornings full, afternoons quiet).
 
 Candidates are taken by a lazy greedy: the cost of an insertion (score of the
 evicted minus the score gained) per child it brings to violated rows is kept
@@ -50,6 +52,7 @@ class _State:
         self.size = c.req_size.tolist()
         self.cptr = c.req_child_ptr.tolist()
         self.kids = c.req_child.tolist()
+        self.aptr = c.req_arc_ptr.tolist()
         # Bookings stay: a drop costs as much as a hundred children served.
         self.fixed = (c.locked | (c.booked_session >= 0)).tolist()
         self.placed_at = [-1] * c.n_requests
@@ -81,36 +84,43 @@ class _State:
     def deficit(self, slack: IntArray) -> int:
         return int(-np.minimum(slack[self.active], 0).sum())
 
-    def plan(self, a: int) -> tuple[int, list[int]] | None:
-        """The cheapest eviction found that lets ``a`` in: (cost, evicted), or None.
+    def plan(self, a: int) -> tuple[int, list[int], list[tuple[int, int]]] | None:
+        """The cheapest eviction found that lets ``a`` in: (cost, evicted, moved), or None.
 
         Placements in ``a``'s session are evicted by increasing score until
-        ``a`` fits, never a booking and never one whose loss would push a row
-        below its bound; then each evicted one is put back if it still fits.
-        The state is left as it was.
+        ``a`` fits, never a booking, and one whose loss would push a row below
+        its bound only when another of its sessions takes it now; then each
+        evicted one is put back if it still fits, and the others move to
+        another of their sessions where one takes them (``moved``: pairs of
+        arcs, from and to). The state is left as it was.
         """
         if self.placed_at[self.arc_req[a]] >= 0:
             return None
         coef = self.rule.coef
         act = self.active
+        floor = np.minimum(self.slack[act], 0)
         slack = self.slack + coef[a]
         occ = self.occ
         args = self.args(a)
+        s = args[0]
         evicted: list[int] = []
         if not occ.fits(*args):
-            s = args[0]
             order = sorted(
                 (e for e in self.in_sess[s] if not self.fixed[self.arc_req[e]]),
                 key=lambda e: (self.gain[e], e),
             )
             for e in order:
                 after = slack - coef[e]
-                # A held row stays held; a violated one does not lose ground.
-                if (after[act] < np.minimum(self.slack[act], 0)).any():
-                    continue
                 self._remove(e)
+                # A held row stays held; a violated one does not lose ground,
+                # unless the child can move to another session.
+                if (after[act] < floor).any():
+                    if self._alt(e, s) is None:
+                        self._add(e)
+                        continue
+                else:
+                    slack = after
                 evicted.append(e)
-                slack = after
                 if occ.fits(*args):
                     break
             else:
@@ -124,21 +134,54 @@ class _State:
             if occ.fits(*ea):
                 occ.add(*ea)
                 kept.append(e)
+        moves: list[tuple[int, int]] = []
+        for e in evicted:
+            if e in kept:
+                continue
+            alt = self._alt(e, s)
+            if alt is not None:
+                occ.add(*self.args(alt))
+                moves.append((e, alt))
+        moved = {e for e, _ in moves}
+        out = [e for e in evicted if e not in kept and e not in moved]
+        after = self.slack + coef[a] - (coef[out].sum(axis=0) if out else 0)
+        for _e, alt in moves:
+            occ.remove(*self.args(alt))
         for e in kept:
             occ.remove(*self.args(e))
         occ.remove(*args)
         for e in evicted:
             self._add(e)
-        out = [e for e in evicted if e not in kept]
-        return sum(self.gain[e] for e in out) - self.gain[a], out
+        if (after[act] < floor).any():
+            return None
+        cost = sum(self.gain[e] for e in out) - self.gain[a]
+        cost += sum(self.gain[e] - self.gain[alt] for e, alt in moves)
+        return cost, out, moves
 
-    def apply(self, a: int, evicted: list[int]) -> None:
+    def _alt(self, e: int, s: int) -> int | None:
+        """The best-scoring other arc of ``e``'s request (not into ``s``) that fits now."""
+        r = self.arc_req[e]
+        best = None
+        for alt in range(self.aptr[r], self.aptr[r + 1]):
+            if alt == e or self.arc_sess[alt] == s or self.gain[alt] < 0:
+                continue
+            if (best is None or self.gain[alt] > self.gain[best]) and self.occ.fits(
+                *self.args(alt)
+            ):
+                best = alt
+        return best
+
+    def apply(self, a: int, evicted: list[int], moves: list[tuple[int, int]]) -> None:
         coef = self.rule.coef
         for e in evicted:
             self._remove(e)
             self.slack = self.slack - coef[e]
+        for e, _alt in moves:
+            self._remove(e)
         self._add(a)
         self.slack = self.slack + coef[a]
+        for _e, alt in moves:
+            self._add(alt)
 
 
 def repair_rows(
@@ -211,7 +254,7 @@ def repair_rows(
             if heap and now > heap[0][0] + 1e-9:
                 heapq.heappush(heap, (now, a))
                 continue
-            st.apply(a, p[1])
+            st.apply(a, p[1], p[2])
     if st.deficit(st.slack) > 0:
         return None
     _fill(st)
@@ -233,4 +276,4 @@ def _fill(st: _State) -> None:
             continue
         args = st.args(a)
         if st.occ.fits(*args):
-            st.apply(a, [])
+            st.apply(a, [], [])
