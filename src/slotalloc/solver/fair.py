@@ -119,6 +119,11 @@ def optimize_fair(
     params: OptimizerParams = kwargs.get("params", PARAMS)
     if envy_free and c.n_arcs <= params.envy_lazy_max_arcs:
         return _lazy_envy(c, rule, start, first, optimize, params, kwargs)
+    if envy_free and not kwargs.get("deterministic", False):
+        # The envy of the answer is resolved after the search: leave it its time.
+        limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
+        keep = min(0.3 * float(limit), params.envy_resolve_seconds_per_arc * c.n_arcs)
+        kwargs = {**kwargs, "time_limit": float(limit) - keep}
     city = None
     if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
         city = _floors_from_lp(c, rule, start, params, kwargs)
