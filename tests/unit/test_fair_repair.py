@@ -5,28 +5,33 @@ from __future__ import annotations
 import numpy as np
 from test_fairness_rules import INFANT, OLDER, floor_world, sess, world
 
-from slotalloc.compile import compile_instance
+from slotalloc._typing import IntArray
+from slotalloc.compile import Compiled, compile_instance
 from slotalloc.models import Instance
 from slotalloc.result import Status, result_from_arcs, score_of_arcs
 from slotalloc.scenarios.xiamen import generate_xiamen
-from slotalloc.solver.fair import _support_mip, optimize_fair
+from slotalloc.solver.fair import FairOptimum, _support_mip, optimize_fair
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import OptimizerParams
-from slotalloc.solver.rows.group_fairness import group_floor
+from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.search.fair_repair import repair_rows
-from slotalloc.verify import verify
+from slotalloc.verify import VerificationReport, verify
+
+
+def _floor_and_older(inst: Instance) -> tuple[Compiled, GroupFairness, IntArray]:
+    """The compiled instance, rule 8's rows from its FCFS, and the older children's arcs."""
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    name = [c.request_ids[int(r)] for r in c.arc_req]
+    older = np.array([a for a in range(c.n_arcs) if name[a].startswith("r-o")], dtype=np.int64)
+    return c, group_floor(c, fcfs), older
 
 
 def test_repair_evicts_the_older_children_to_let_the_infants_in() -> None:
     inst = floor_world({"group_floor": "fcfs"})
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None
-    rule = group_floor(c, fcfs)
-    older = np.array(
-        [a for a in range(c.n_arcs) if c.request_ids[int(c.arc_req[a])].startswith("r-o")]
-    )
+    c, rule, older = _floor_and_older(inst)
     assert not rule.satisfied(older)
     fixed = repair_rows(c, older, rule)
     assert fixed is not None and rule.satisfied(fixed)
@@ -53,24 +58,34 @@ def _with_floor(inst: Instance) -> Instance:
     return Instance.model_validate(data)
 
 
+def _solved_district(
+    seed: int, requests: int, sites: int, rules: dict[str, str], params: OptimizerParams
+) -> tuple[Compiled, FairOptimum, VerificationReport]:
+    """optimize_fair on a generated district (2 deterministic units), its answer verified."""
+    data = generate_xiamen(seed, requests, sites, priorities="mix").model_dump(mode="json")
+    data["policy"]["fairness"] = rules
+    inst = Instance.model_validate(data)
+    c = compile_instance(inst)
+    out = optimize_fair(
+        c, inst.policy, optimize, params=params, time_limit=2, seed=0, deterministic=True
+    )
+    res = result_from_arcs(
+        c, out.arcs, status=Status.FEASIBLE, bound=out.bound, stats={}, instance_name=None
+    )
+    report = verify(inst, res.to_solution())
+    assert report.accepted, report.verdict
+    assert report.score == score_of_arcs(c, out.arcs)
+    return c, out, report
+
+
 def test_the_city_path_is_verified_and_its_bound_holds() -> None:
     # A small district, sent down the city path by its threshold.
     for seed, requests, sites in [(4, 400, 4), (9, 300, 3)]:
-        inst = _with_floor(generate_xiamen(seed, requests, sites, priorities="mix"))
-        c = compile_instance(inst)
         params = OptimizerParams(mip_max_arcs=0)
-        out = optimize_fair(
-            c, inst.policy, optimize, params=params, time_limit=2, seed=0, deterministic=True
-        )
+        _c, out, report = _solved_district(seed, requests, sites, {"group_floor": "fcfs"}, params)
         assert out.stats["strategy"] == "floors-from-lp"
-        score = score_of_arcs(c, out.arcs)
-        res = result_from_arcs(
-            c, out.arcs, status=Status.FEASIBLE, bound=out.bound, stats={}, instance_name=None
-        )
-        report = verify(inst, res.to_solution())
-        assert report.accepted, report.verdict
-        assert report.score == score
-        assert out.bound is not None and out.bound >= score
+        assert out.bound is not None and report.score is not None
+        assert out.bound >= report.score
         # The bound is no weaker than the LP's with the floor rows.
         assert out.bound <= int(out.stats["lp_bound"])  # type: ignore[call-overload]
 
@@ -135,3 +150,27 @@ def test_the_district_path_starts_from_highs_on_the_lp_support() -> None:
         c, found, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
     )
     assert verify(inst, res.to_solution()).accepted
+
+
+def test_both_rules_mended_after_the_resolve_are_verified() -> None:
+    # Districts sent past the lazy rows: resolving the envy of the rule-8
+    # answer breaks a floor, and the priority-respecting repair mends it.
+    both = {"group_floor": "fcfs", "priority": "no_justified_envy"}
+    for seed, requests, sites in [(9, 300, 3), (4, 400, 4)]:
+        params = OptimizerParams(envy_lazy_max_arcs=0)
+        c, out, report = _solved_district(seed, requests, sites, both, params)
+        assert out.stats["envy_mended"] is True
+        fcfs = first_come_first_served(c, priority_order=True)
+        assert fcfs is not None and report.score is not None
+        assert report.score > score_of_arcs(c, fcfs)
+
+
+def test_repair_by_priority_makes_room_only_with_lower_priorities() -> None:
+    # The floor_world, the older children of priority 5: the infants (priority 0)
+    # may take their places, but not by priority, where they would be envied.
+    kids = {f"i{k}": INFANT for k in range(3)} | {f"o{k}": OLDER for k in range(7)}
+    reqs = [(f"r-{k}", [k], ["s1"], 0 if k[0] == "i" else 5) for k in kids]
+    inst = world([sess("s1", cap=7, carers=1)], kids, reqs, {"group_floor": "fcfs"})
+    c, rule, older = _floor_and_older(inst)
+    assert repair_rows(c, older, rule) is not None
+    assert repair_rows(c, older, rule, by_priority=True) is None

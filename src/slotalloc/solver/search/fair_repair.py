@@ -53,6 +53,9 @@ class _State:
         self.cptr = c.req_child_ptr.tolist()
         self.kids = c.req_child.tolist()
         self.aptr = c.req_arc_ptr.tolist()
+        self.prio = c.req_priority.tolist()
+        #: Under rule 9: make room only with requests of at most the entrant's priority.
+        self.by_priority = False
         # Bookings stay: a drop costs as much as a hundred children served.
         self.fixed = (c.locked | (c.booked_session >= 0)).tolist()
         self.placed_at = [-1] * c.n_requests
@@ -105,8 +108,14 @@ class _State:
         s = args[0]
         evicted: list[int] = []
         if not occ.fits(*args):
+            top = self.prio[self.arc_req[a]] if self.by_priority else None
             order = sorted(
-                (e for e in self.in_sess[s] if not self.fixed[self.arc_req[e]]),
+                (
+                    e
+                    for e in self.in_sess[s]
+                    if not self.fixed[self.arc_req[e]]
+                    and (top is None or self.prio[self.arc_req[e]] <= top)
+                ),
                 key=lambda e: (self.gain[e], e),
             )
             for e in order:
@@ -190,6 +199,7 @@ def repair_rows(
     rule: GroupFairness,
     *,
     prefer: npt.NDArray[np.bool_] | None = None,
+    by_priority: bool = False,
 ) -> IntArray | None:
     """A valid assignment meeting every active row of ``rule``, from a valid one.
 
@@ -205,6 +215,9 @@ def repair_rows(
         Arcs (a mask) whose insertions are tried first, e.g. those with a
         positive value in the LP under the rows; the others follow only
         when these do not reach the rows.
+    by_priority
+        Make room for a request only with requests of at most its priority
+        (so that the ones who make room do not envy it under rule 9).
 
     Returns
     -------
@@ -213,6 +226,7 @@ def repair_rows(
         insertions found do not reach them.
     """
     st = _State(c, np.asarray(arcs, dtype=np.int64), rule)
+    st.by_priority = by_priority
     coef = rule.coef
     act = rule.active
     heap: list[tuple[float, int]] = []
