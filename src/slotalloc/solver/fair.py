@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from slotalloc._typing import IntArray
+from slotalloc._typing import FloatArray, IntArray
 from slotalloc.compile import Compiled
 from slotalloc.models import Policy
 from slotalloc.result import score_of_arcs
@@ -120,13 +120,7 @@ def optimize_fair(
     if envy_free and c.n_arcs <= params.envy_lazy_max_arcs:
         return _lazy_envy(c, rule, start, first, optimize, params, kwargs)
     if envy_free and not kwargs.get("deterministic", False):
-        # The envy of the answer is resolved after the search: leave it its time.
-        limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
-        per_arc = params.envy_resolve_seconds_per_arc
-        if policy.group_floor and c.n_arcs <= params.mip_max_arcs:
-            per_arc += params.envy_mend_seconds_per_arc
-        keep = min(0.3 * float(limit), per_arc * c.n_arcs)
-        kwargs = {**kwargs, "time_limit": float(limit) - keep}
+        kwargs = _time_for_envy(c, policy, params, kwargs)
     city = None
     if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
         city = _floors_from_lp(c, rule, start, params, kwargs)
@@ -151,21 +145,52 @@ def optimize_fair(
     stats: dict[str, object] = dict(opt.stats)
     arcs, optimal = opt.arcs, opt.optimal
     if envy_free:
-        triples = envy_triples(c, arcs)
-        stats["envy_triples_found"] = len(triples)
-        if triples:
-            arcs, optimal = resolve_envy(c, arcs), False
-            if rule is not None and not rule.satisfied(arcs):
-                mended = None
-                if c.n_arcs <= params.mip_max_arcs:
-                    mended = _mend_floors(c, arcs, rule, params.envy_mend_rounds)
-                stats["envy_mended"] = mended is not None
-                arcs = start if mended is None else mended
-            if score_of_arcs(c, start) > score_of_arcs(c, arcs):
-                arcs = start
+        arcs, optimal = _envy_free(c, arcs, optimal, rule, start, params, stats)
     return FairOptimum(
         arcs=np.asarray(arcs, dtype=np.int64), bound=opt.bound, optimal=optimal, stats=stats
     )
+
+
+def _time_for_envy(
+    c: Compiled, policy: Policy, params: OptimizerParams, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """``kwargs`` with the time kept back for resolving (and mending) the answer's envy."""
+    limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
+    per_arc = params.envy_resolve_seconds_per_arc
+    if policy.group_floor and c.n_arcs <= params.mip_max_arcs:
+        per_arc += params.envy_mend_seconds_per_arc
+    keep = min(0.3 * float(limit), per_arc * c.n_arcs)
+    return {**kwargs, "time_limit": float(limit) - keep}
+
+
+def _envy_free(
+    c: Compiled,
+    arcs: IntArray,
+    optimal: bool,
+    rule: GroupFairness | None,
+    start: IntArray,
+    params: OptimizerParams,
+    stats: dict[str, object],
+) -> tuple[IntArray, bool]:
+    """The optimiser's answer without justified envy, meeting the rows (module notes).
+
+    Resolved by swaps; when that breaks a floor, mended on districts; FCFS in
+    priority order (``start``) when neither works or it scores better.
+    """
+    triples = envy_triples(c, arcs)
+    stats["envy_triples_found"] = len(triples)
+    if not triples:
+        return arcs, optimal
+    arcs = resolve_envy(c, arcs)
+    if rule is not None and not rule.satisfied(arcs):
+        mended = None
+        if c.n_arcs <= params.mip_max_arcs:
+            mended = _mend_floors(c, arcs, rule, params.envy_mend_rounds)
+        stats["envy_mended"] = mended is not None
+        arcs = start if mended is None else mended
+    if score_of_arcs(c, start) > score_of_arcs(c, arcs):
+        arcs = start
+    return arcs, False
 
 
 def _mend_floors(c: Compiled, arcs: IntArray, rule: GroupFairness, rounds: int) -> IntArray | None:
@@ -330,6 +355,38 @@ def _support_mip(
     return arcs if rule.satisfied(arcs) else None
 
 
+def _lp_start(
+    c: Compiled,
+    rule: GroupFairness,
+    values: FloatArray,
+    fcfs: IntArray,
+    params: OptimizerParams,
+    stats: dict[str, object],
+) -> IntArray:
+    """The LP point under the floors rounded and repaired to them, or FCFS if better."""
+    # Nearly integral: rounded, it falls a few children short of a floor,
+    # which the repair inserts, trying the arcs the LP uses first.
+    t = time.perf_counter()
+    rounded = round_and_repair(c, values)
+    prefer = values > params.floor_prefer_value if params.floor_prefer_value < 1 else None
+    repaired = None if rounded is None else repair_rows(c, rounded, rule, prefer=prefer)
+    start = np.asarray(fcfs, dtype=np.int64)
+    if repaired is not None and score_of_arcs(c, repaired) > score_of_arcs(c, start):
+        start = repaired
+    stats["repaired_score"] = score_of_arcs(c, start)
+    stats["repair_seconds"] = round(time.perf_counter() - t, 3)
+    return start
+
+
+def _multiplier_steps(
+    c: Compiled, lag: FloorLagrangian, limit: float, det: bool, params: OptimizerParams
+) -> int:
+    """Multiplier steps that fit in ``bound_share`` of the budget (0 when too few to pay)."""
+    per_step = params.seconds_per_session * max(1, c.n_sessions) if det else 1.1 * lag.seconds
+    steps = min(params.bound_steps_max, int(params.bound_share * limit / max(per_step, 1e-9)))
+    return 0 if steps < params.bound_min_steps else steps
+
+
 def _floors_from_lp(
     c: Compiled,
     rule: GroupFairness,
@@ -367,25 +424,10 @@ def _floors_from_lp(
         stats["lagrangian_bound"] = first
         if first is not None:
             bound = first if bound is None else min(bound, first)
-    # The LP under the floors is nearly integral: rounded, it falls a few
-    # children short of a floor, which the repair inserts.
-    t = time.perf_counter()
-    rounded = round_and_repair(c, lp.values[:A])
-    prefer = lp.values[:A] > params.floor_prefer_value if params.floor_prefer_value < 1 else None
-    repaired = None if rounded is None else repair_rows(c, rounded, rule, prefer=prefer)
-    start = np.asarray(fcfs, dtype=np.int64)
-    if repaired is not None and score_of_arcs(c, repaired) > score_of_arcs(c, start):
-        start = repaired
+    start = _lp_start(c, rule, lp.values[:A], fcfs, params, stats)
     score = score_of_arcs(c, start)
-    stats["repaired_score"] = score
-    stats["repair_seconds"] = round(time.perf_counter() - t, 3)
     f = build_formulation(c, rule)
-    steps = 0
-    if lag is not None:
-        per_step = params.seconds_per_session * max(1, c.n_sessions) if det else 1.1 * lag.seconds
-        steps = min(params.bound_steps_max, int(params.bound_share * limit / max(per_step, 1e-9)))
-        if steps < params.bound_min_steps:
-            steps = 0
+    steps = 0 if lag is None else _multiplier_steps(c, lag, limit, det, params)
     search_end = deadline - (params.bound_share * limit if steps and not det else 0.0)
     budget = LnsBudget(dtime=limit) if det else LnsBudget(deadline=search_end)
     out = large_neighbourhood_search(
