@@ -51,17 +51,18 @@ from slotalloc.compile import Compiled
 from slotalloc.models import Policy
 from slotalloc.result import score_of_arcs
 from slotalloc.solver.bounds.floors import FloorLagrangian
-from slotalloc.solver.bounds.lp import solve_lp
+from slotalloc.solver.bounds.lp import LpRelaxation, solve_lp
 from slotalloc.solver.build import build_formulation
 from slotalloc.solver.envy import envy_triples, resolve_envy
 from slotalloc.solver.fcfs import first_come_first_served
+from slotalloc.solver.formulation import Formulation
 from slotalloc.solver.mip import solve_mip
 from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
 from slotalloc.solver.search.cpsat_run import run_cpsat
-from slotalloc.solver.search.fair_repair import repair_rows
+from slotalloc.solver.search.fair_repair import repair_lp_rounding, repair_rows
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.search.rounding import round_and_repair
 
@@ -328,13 +329,7 @@ def _support_mip(
     limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
     t0 = kwargs.get("started") or time.perf_counter()
     deadline = t0 + limit * (1 - params.reserve)
-    f_lp = build_formulation(c, rule)
-    add_staffing_hull(f_lp)
-    lp = solve_lp(
-        f_lp,
-        time_limit=max(0.05, 0.25 * (deadline - time.perf_counter())),
-        glop_parameters=params.glop_parameters,
-    )
+    _, lp = _lp_under_floors(c, rule, params, max(0.05, 0.25 * (deadline - time.perf_counter())))
     if not lp.optimal:
         return None
     A = c.n_arcs
@@ -355,6 +350,16 @@ def _support_mip(
     return arcs if rule.satisfied(arcs) else None
 
 
+def _lp_under_floors(
+    c: Compiled, rule: GroupFairness, params: OptimizerParams, time_limit: float | None
+) -> tuple[Formulation, LpRelaxation]:
+    """The LP relaxation under the rows, with the staffing hull, and its formulation."""
+    f_lp = build_formulation(c, rule)
+    add_staffing_hull(f_lp)
+    lp = solve_lp(f_lp, time_limit=time_limit, glop_parameters=params.glop_parameters)
+    return f_lp, lp
+
+
 def _lp_start(
     c: Compiled,
     rule: GroupFairness,
@@ -367,9 +372,7 @@ def _lp_start(
     # Nearly integral: rounded, it falls a few children short of a floor,
     # which the repair inserts, trying the arcs the LP uses first.
     t = time.perf_counter()
-    rounded = round_and_repair(c, values)
-    prefer = values > params.floor_prefer_value if params.floor_prefer_value < 1 else None
-    repaired = None if rounded is None else repair_rows(c, rounded, rule, prefer=prefer)
+    repaired = repair_lp_rounding(c, values, rule, params.floor_prefer_value)
     start = np.asarray(fcfs, dtype=np.int64)
     if repaired is not None and score_of_arcs(c, repaired) > score_of_arcs(c, start):
         start = repaired
@@ -405,13 +408,8 @@ def _floors_from_lp(
     deadline = t0 + limit * (1 - params.reserve)
     seed = int(kwargs.get("seed", 0))
     stats: dict[str, object] = {"strategy": "floors-from-lp"}
-    f_lp = build_formulation(c, rule)
-    add_staffing_hull(f_lp)
-    lp = solve_lp(
-        f_lp,
-        time_limit=None if det else max(0.05, 0.5 * (deadline - time.perf_counter())),
-        glop_parameters=params.glop_parameters,
-    )
+    left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
+    f_lp, lp = _lp_under_floors(c, rule, params, left)
     stats["lp_bound"] = lp.bound
     if not lp.optimal:
         return None

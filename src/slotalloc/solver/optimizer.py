@@ -58,7 +58,7 @@ from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
 from slotalloc.solver.search.cpsat_run import run_cpsat
-from slotalloc.solver.search.fair_repair import repair_rows
+from slotalloc.solver.search.fair_repair import repair_lp_rounding
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.search.rounding import round_and_repair
@@ -343,10 +343,9 @@ def _rounding(
             # Removing placements cannot raise a floor: the LP point rounded
             # without the rows, then children of the short groups inserted
             # where the LP puts them (solver/search/fair_repair.py).
-            rounded = round_and_repair(c, lp.values[:A])
-            if rounded is not None:
-                prefer = lp.values[:A] > run.params.floor_prefer_value
-                found.append(repair_rows(c, rounded, fairness, prefer=prefer))
+            found.append(
+                repair_lp_rounding(c, lp.values[:A], fairness, run.params.floor_prefer_value)
+            )
     candidates = [a for a in found if a is not None]
     if not candidates:
         raise ValueError("min_group_rate cannot be met together with the locked bookings")

@@ -32,8 +32,9 @@ from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
 from slotalloc.rules import Occupancy
 from slotalloc.solver.rows.group_fairness import GroupFairness
+from slotalloc.solver.search.rounding import round_and_repair
 
-__all__ = ["repair_rows"]
+__all__ = ["repair_lp_rounding", "repair_rows"]
 
 
 class _State:
@@ -291,3 +292,20 @@ def _fill(st: _State) -> None:
         args = st.args(a)
         if st.occ.fits(*args):
             st.apply(a, [], [])
+
+
+def repair_lp_rounding(
+    c: Compiled, values: npt.ArrayLike, rule: GroupFairness, prefer_value: float
+) -> IntArray | None:
+    """An LP point rounded without the rows, then repaired to them by insertion.
+
+    The insertions try first the arcs worth more than ``prefer_value`` in the
+    LP (``prefer_value >= 1``: no preference). None when the rounding or the
+    repair fails.
+    """
+    vals = np.asarray(values, dtype=np.float64)[: c.n_arcs]
+    rounded = round_and_repair(c, vals)
+    if rounded is None:
+        return None
+    prefer = vals > prefer_value if prefer_value < 1 else None
+    return repair_rows(c, rounded, rule, prefer=prefer)
