@@ -10,7 +10,14 @@ from slotalloc.compile import Compiled, compile_instance
 from slotalloc.models import Instance
 from slotalloc.result import Status, result_from_arcs, score_of_arcs
 from slotalloc.scenarios.xiamen import generate_xiamen
-from slotalloc.solver.fair import FairOptimum, _support_mip, optimize_fair
+from slotalloc.solver.build import build_formulation
+from slotalloc.solver.fair import (
+    FairOptimum,
+    _lp_under_floors,
+    _rins,
+    _support_mip,
+    optimize_fair,
+)
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import OptimizerParams
@@ -174,3 +181,41 @@ def test_repair_by_priority_makes_room_only_with_lower_priorities() -> None:
     c, rule, older = _floor_and_older(inst)
     assert repair_rows(c, older, rule) is not None
     assert repair_rows(c, older, rule, by_priority=True) is None
+
+
+def test_rins_betters_a_start_on_the_requests_where_it_and_the_lp_disagree() -> None:
+    # From FCFS, which meets the floors, on a small district: the sub-model of the
+    # disagreeing requests is solved whole; its answer meets every row and the
+    # verifier, scores above FCFS, and never below its start.
+    data = generate_xiamen(4, 400, 4, priorities="mix").model_dump(mode="json")
+    data["policy"]["fairness"] = {"group_floor": "fcfs"}
+    inst = Instance.model_validate(data)
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    rule = group_floor(c, fcfs)
+    params = OptimizerParams()
+    _f_lp, lp = _lp_under_floors(c, rule, params, None)
+    f = build_formulation(c, rule)
+    cur, scores = fcfs, [score_of_arcs(c, fcfs)]
+    for wide in (False, True):
+        stats: dict[str, object] = {}
+        cur = _rins(f, rule, cur, lp.values[: c.n_arcs], 1e-6, wide, (None, 5.0), 0, stats)
+        assert rule.satisfied(cur)
+        scores.append(score_of_arcs(c, cur))
+        res = result_from_arcs(
+            c, cur, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+        )
+        report = verify(inst, res.to_solution())
+        assert report.accepted, report.verdict
+        assert report.score == scores[-1]
+    assert scores[1] > scores[0] and scores[2] >= scores[1]
+    assert scores[2] <= lp.bound
+
+
+def test_the_city_path_runs_rins_between_the_repair_and_the_search() -> None:
+    params = OptimizerParams(mip_max_arcs=0)
+    _c, out, report = _solved_district(4, 400, 4, {"group_floor": "fcfs"}, params)
+    assert "rins_requests" in out.stats and "rins_wide_requests" in out.stats
+    assert report.score is not None
+    assert report.score >= int(out.stats["repaired_score"])  # type: ignore[call-overload]

@@ -21,7 +21,11 @@ under the floors (:func:`_floors_from_lp`): it is nearly integral, so rounded
 (:func:`slotalloc.solver.search.rounding.round_and_repair`) it falls a few
 dozen children short of a floor, which a repair by insertion with eviction
 makes up (:func:`slotalloc.solver.search.fair_repair.repair_rows`); the
-neighbourhood search under the rows then improves it. The bound is the least
+start is then re-solved where it and the LP disagree (:func:`_rins`: first
+the disagreeing arcs alone, then every arc of their requests), which trades a
+floor's children between distant sessions as the neighbourhood search, grown
+around sessions, cannot; the neighbourhood search under the rows then
+improves it. The bound is the least
 of that LP's and the Lagrangian bound with the floors dualised beside the
 coupling rows (:class:`slotalloc.solver.bounds.floors.FloorLagrangian`),
 priced at the LP's duals and improved last, aimed at the final score.
@@ -56,7 +60,7 @@ from slotalloc.solver.build import build_formulation
 from slotalloc.solver.envy import envy_triples, resolve_envy
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.formulation import Formulation
-from slotalloc.solver.mip import solve_mip
+from slotalloc.solver.mip import solve_mip, violated_rows
 from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
@@ -64,6 +68,7 @@ from slotalloc.solver.rows.staffing_hull import add_staffing_hull
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import repair_lp_rounding, repair_rows
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
+from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["FairOptimum", "optimize_fair"]
@@ -381,6 +386,55 @@ def _lp_start(
     return start
 
 
+def _rins(
+    f: Formulation,
+    rule: GroupFairness,
+    start: IntArray,
+    values: FloatArray,
+    eps: float,
+    wide: bool,
+    limits: tuple[float | None, float | None],
+    seed: int,
+    stats: dict[str, object],
+) -> IntArray:
+    """``start`` re-solved on the requests where it and the LP point ``values`` disagree.
+
+    A relaxation-induced neighbourhood: the arcs the start uses and the LP
+    does not, or the other way round, are freed (``wide``: every arc of
+    their requests), the rest fixed, and the sub-model (a few thousand arcs
+    on a city) is solved by CP-SAT within ``limits`` (wall seconds,
+    deterministic time). The LP says where the rounding and the repair
+    went wrong; the neighbourhood search, whose neighbourhoods are grown
+    around sessions, cannot trade a floor's children between distant
+    sessions as this sub-model can. Returns ``start`` unless it is bettered.
+    """
+    c = f.c
+    t = time.perf_counter()
+    A = c.n_arcs
+    x = np.zeros(A, dtype=np.bool_)
+    x[start] = True
+    differ = (x & (values < 1 - eps)) | (~x & (values > eps))
+    reqs = np.unique(c.arc_req[differ])
+    cur = f.values_of_arcs(start)
+    free = free_variables(f, reqs)
+    if not wide:
+        free[:A] &= differ
+    sub, idx = Restrictor(f)(free, cur)
+    run = run_cpsat(sub, hint=cur[idx], max_time=limits[0], max_dtime=limits[1], seed=seed)
+    tag = "rins_wide" if wide else "rins"
+    stats[tag + "_requests"] = int(reqs.shape[0])
+    stats[tag + "_seconds"] = round(time.perf_counter() - t, 3)
+    if run.values is None:
+        return start
+    cur[idx] = run.values
+    arcs = np.flatnonzero(cur[:A]).astype(np.int64)
+    better = score_of_arcs(c, arcs) > score_of_arcs(c, start)
+    if not better or violated_rows(f, cur) > 0 or not rule.satisfied(arcs):
+        return start
+    stats[tag + "_score"] = score_of_arcs(c, arcs)
+    return arcs
+
+
 def _multiplier_steps(
     c: Compiled, lag: FloorLagrangian, limit: float, det: bool, params: OptimizerParams
 ) -> int:
@@ -409,8 +463,10 @@ def _floors_from_lp(
     seed = int(kwargs.get("seed", 0))
     stats: dict[str, object] = {"strategy": "floors-from-lp"}
     left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
+    t_lp = time.perf_counter()
     f_lp, lp = _lp_under_floors(c, rule, params, left)
     stats["lp_bound"] = lp.bound
+    stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
     if not lp.optimal:
         return None
     A = c.n_arcs
@@ -423,10 +479,27 @@ def _floors_from_lp(
         if first is not None:
             bound = first if bound is None else min(bound, first)
     start = _lp_start(c, rule, lp.values[:A], fcfs, params, stats)
-    score = score_of_arcs(c, start)
     f = build_formulation(c, rule)
     steps = 0 if lag is None else _multiplier_steps(c, lag, limit, det, params)
     search_end = deadline - (params.bound_share * limit if steps and not det else 0.0)
+    share = params.floor_rins_share * limit
+    for wide in params.floor_rins:
+        wall = None if det else min(share, search_end - time.perf_counter())
+        if wall is not None and wall < params.floor_rins_min_share * limit:
+            break
+        start = _rins(
+            f,
+            rule,
+            start,
+            lp.values[:A],
+            params.floor_prefer_value,
+            wide,
+            (wall, share if det else None),
+            seed,
+            stats,
+        )
+    score = score_of_arcs(c, start)
+    t_search = time.perf_counter()
     budget = LnsBudget(dtime=limit) if det else LnsBudget(deadline=search_end)
     out = large_neighbourhood_search(
         f,
@@ -443,6 +516,7 @@ def _floors_from_lp(
         arcs = start
     score = score_of_arcs(c, arcs)
     stats["lns_steps"] = out.steps
+    stats["lns_seconds"] = round(time.perf_counter() - t_search, 3)
     if lag is not None and steps and (bound is None or bound > score):
         improved = lag.improve(score, steps, None if det else deadline)
         stats["multiplier_bound"] = improved

@@ -93,6 +93,20 @@ class OptimizerParams:
     #: against 0: seed 21 97.87 % of the bound against 98.10 %, seed 33 99.06 %
     #: against 99.04 %; so off.
     floor_mip_window: int = 0
+    #: Rule 8 on cities: the repaired start is re-solved on the requests where it and
+    #: the LP under the floors disagree (:func:`slotalloc.solver.fair._rins`), first
+    #: freeing only the arcs that disagree (False), then every arc of those requests
+    #: (True), each for at most ``floor_rins_share`` of the budget, before the search.
+    #: Measured at 10 s on the five cities of ``benchmarks/quality/floor_city.py``
+    #: (% of the bound, without -> narrow then wide): 97.90 -> 98.21, 99.13 -> 99.07,
+    #: 97.30 -> 98.44, 97.52 -> 98.57, 96.71 -> 97.81; wide alone lost on the pooled
+    #: city (97.05: CP-SAT found no answer in 3 s from the repaired start), narrow
+    #: alone gained less (98.01, 99.09, 98.23, 98.39, 96.36), a third round nothing.
+    floor_rins: tuple[bool, ...] = (False, True)
+    floor_rins_share: float = 0.3
+    #: A round is skipped when less than this share of the budget is left before the
+    #: bound's share: the narrow sub-model took 0.2-1.3 s to solve on those cities.
+    floor_rins_min_share: float = 0.05
     mip_window_seconds: float = 3.0
     mip_window_max_arcs: int = 30000
     #: GLOP's dual simplex with cost perturbation, measured against its default primal
