@@ -49,6 +49,27 @@ VARIANTS: list[tuple[str, dict[str, object]]] = [
     ),
 ]
 
+#: Cities first run after RINS was tuned on ``VARIANTS`` (session 10): other
+#: sizes, pooled staffing, tight rooms, overlap with locks, bookings and cuts.
+UNSEEN: list[tuple[str, dict[str, object]]] = [
+    (
+        "u61, 18k, mix, pooled, 20 % booked",
+        {"seed": 61, "requests": 18000, "bookings": 0.2, "priorities": "mix", "staffing": "pooled"},
+    ),
+    ("u77, 30k, tight", {"seed": 77, "requests": 30000, "tight": True}),
+    (
+        "u90, 22k, overlap, 5 % locked, 10 % booked, 15 cuts",
+        {
+            "seed": 90,
+            "requests": 22000,
+            "overlap": True,
+            "locked": 0.05,
+            "bookings": 0.1,
+            "cut": 15,
+        },
+    ),
+]
+
 #: Districts (up to ``mip_max_arcs`` arcs), the same way.
 DISTRICTS: list[tuple[str, dict[str, object]]] = [
     ("s41 2000/10 mix", {"seed": 41, "requests": 2000, "sites": 10, "priorities": "mix"}),
@@ -101,11 +122,11 @@ def lp_child_places(inst: Instance) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=10.0)
-    ap.add_argument("--set", choices=["cities", "districts"], default="cities")
+    ap.add_argument("--set", choices=["cities", "unseen", "districts"], default="cities")
     ap.add_argument("--only", type=int, default=None, help="run one variant (its index)")
     ap.add_argument("--no-lp", action="store_true", help="skip the LP child-place bounds")
     args = ap.parse_args()
-    pool = VARIANTS if args.set == "cities" else DISTRICTS
+    pool = {"cities": VARIANTS, "unseen": UNSEEN, "districts": DISTRICTS}[args.set]
     chosen = pool if args.only is None else [pool[args.only]]
     rows = []
     for name, kw in chosen:

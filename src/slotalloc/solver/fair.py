@@ -395,6 +395,7 @@ def _rins(
     wide: bool,
     limits: tuple[float | None, float | None],
     seed: int,
+    workers: int,
     stats: dict[str, object],
 ) -> IntArray:
     """``start`` re-solved on the requests where it and the LP point ``values`` disagree.
@@ -420,7 +421,14 @@ def _rins(
     if not wide:
         free[:A] &= differ
     sub, idx = Restrictor(f)(free, cur)
-    run = run_cpsat(sub, hint=cur[idx], max_time=limits[0], max_dtime=limits[1], seed=seed)
+    run = run_cpsat(
+        sub,
+        hint=cur[idx],
+        max_time=limits[0],
+        max_dtime=limits[1],
+        seed=seed,
+        num_workers=workers,
+    )
     tag = "rins_wide" if wide else "rins"
     stats[tag + "_requests"] = int(reqs.shape[0])
     stats[tag + "_seconds"] = round(time.perf_counter() - t, 3)
@@ -496,6 +504,7 @@ def _floors_from_lp(
             wide,
             (wall, share if det else None),
             seed,
+            params.floor_rins_workers,
             stats,
         )
     score = score_of_arcs(c, start)
