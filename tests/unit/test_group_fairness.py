@@ -130,6 +130,37 @@ def test_rounding_and_lns_keep_the_rule() -> None:
     assert out.objective == score_of_arcs(c, arcs)
 
 
+def test_lanes_that_do_not_wait_keep_the_rule_and_add_up() -> None:
+    # A wall-clock budget with two lanes: each merges its neighbourhood into an
+    # incumbent the other has changed since, so the rows over every session
+    # (the rule's) must still hold and the score be the sum of the gains.
+    import time
+
+    from slotalloc.result import result_from_arcs, score_of_arcs
+    from slotalloc.scenarios.xiamen import generate_xiamen
+    from slotalloc.solver.mip import violated_rows
+
+    inst = generate_xiamen(5, 900, 8)
+    c = compile_instance(inst)
+    rule = group_fairness(c, Fraction(9, 10))
+    start = round_and_repair(c, None, fairness=rule)
+    assert start is not None
+    f = build_formulation(c, rule)
+    budget = LnsBudget(deadline=time.perf_counter() + 1.5, step_seconds=0.1)
+    out = large_neighbourhood_search(
+        f, f.values_of_arcs(start), score_of_arcs(c, start), budget, seed=3, lanes=2
+    )
+    arcs = np.flatnonzero(out.values[: c.n_arcs])
+    assert out.steps > 2
+    assert violated_rows(f, out.values) == 0 and rule.satisfied(arcs)
+    assert out.objective == score_of_arcs(c, arcs) >= score_of_arcs(c, start)
+    res = result_from_arcs(
+        c, arcs, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+    )
+    report = verify(inst, res.to_solution())
+    assert report.accepted, report
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )

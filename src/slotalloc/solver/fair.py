@@ -446,9 +446,10 @@ def _rins(
 def _multiplier_steps(
     c: Compiled, lag: FloorLagrangian, limit: float, det: bool, params: OptimizerParams
 ) -> int:
-    """Multiplier steps that fit in ``bound_share`` of the budget (0 when too few to pay)."""
+    """Multiplier steps that fit in ``floor_bound_share`` of the budget (0 when too few to pay)."""
     per_step = params.seconds_per_session * max(1, c.n_sessions) if det else 1.1 * lag.seconds
-    steps = min(params.bound_steps_max, int(params.bound_share * limit / max(per_step, 1e-9)))
+    share = params.floor_bound_share
+    steps = min(params.bound_steps_max, int(share * limit / max(per_step, 1e-9)))
     return 0 if steps < params.bound_min_steps else steps
 
 
@@ -489,7 +490,7 @@ def _floors_from_lp(
     start = _lp_start(c, rule, lp.values[:A], fcfs, params, stats)
     f = build_formulation(c, rule)
     steps = 0 if lag is None else _multiplier_steps(c, lag, limit, det, params)
-    search_end = deadline - (params.bound_share * limit if steps and not det else 0.0)
+    search_end = deadline - (params.floor_bound_share * limit if steps and not det else 0.0)
     share = params.floor_rins_share * limit
     for wide in params.floor_rins:
         wall = None if det else min(share, search_end - time.perf_counter())
@@ -519,6 +520,7 @@ def _floors_from_lp(
         target=lp.values[:A],
         mip_window=params.floor_mip_window,
         mip_window_seconds=params.mip_window_seconds,
+        probing_level=params.floor_probing_level,
     )
     arcs = np.flatnonzero(out.values[:A]).astype(np.int64)
     if not rule.satisfied(arcs) or score_of_arcs(c, arcs) < score:

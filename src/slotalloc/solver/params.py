@@ -112,6 +112,16 @@ class OptimizerParams:
     #: against 98.28 %, seed 13 92.52 % against 97.62 % (the rounds ran 3-10 times
     #: longer and left the search no time).
     floor_rins_workers: int = 1
+    #: Rule 8 on cities: share of the budget for the multiplier search at the end
+    #: (``bound_share`` elsewhere). The bound is the LP's duals' Lagrangian: 20, 60
+    #: and 200 steps from them lowered it by at most 0.012 % on seeds 21 and 13
+    #: (session 10), while the 1.5 s they take at 10 s is a third of the search.
+    floor_bound_share: float = 0.0
+    #: Rule 8 on cities: CP-SAT's ``cp_model_probing_level`` in the search's
+    #: neighbourhoods (None: CP-SAT's default, 2). On the 104 neighbourhoods one
+    #: 10 s run on seeds 21 and 13 solved, each re-solved alone with its limit:
+    #: 0 took 9.2-9.4 s in all and proved 97, the default 11.5-12.3 s and 92.
+    floor_probing_level: int | None = 0
     mip_window_seconds: float = 3.0
     mip_window_max_arcs: int = 30000
     #: GLOP's dual simplex with cost perturbation, measured against its default primal

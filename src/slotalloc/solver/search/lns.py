@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +67,7 @@ def large_neighbourhood_search(
     stop: threading.Event | None = None,
     mip_window: int = 0,
     mip_window_seconds: float = 3.0,
+    probing_level: int | None = None,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
 
@@ -89,8 +90,10 @@ def large_neighbourhood_search(
         less than the target are seeded first.
     lanes
         Neighbourhoods solved side by side (threads; CP-SAT releases the GIL).
-        They are disjoint, so their gains add up; results do not depend on
-        thread timing, so a deterministic budget stays reproducible.
+        They are disjoint, so their gains add up. With a deterministic budget
+        the lanes go in lock step, so results do not depend on thread timing;
+        with a deadline each lane takes its next neighbourhood as soon as its
+        own is merged (:meth:`_Search.run_async`).
     focus
         Sessions seeded first, in order (the rest follow the usual order).
     movable
@@ -108,6 +111,9 @@ def large_neighbourhood_search(
         other lanes go on with CP-SAT around it; 0 turns it off. The window's
         sessions and children are reserved, so every neighbourhood solved
         meanwhile is disjoint from it and the gains add up.
+    probing_level
+        CP-SAT's ``cp_model_probing_level`` for every neighbourhood (None: its
+        default).
     """
     search = _Search(
         f,
@@ -123,6 +129,7 @@ def large_neighbourhood_search(
         on_improve=on_improve,
         mip_window=mip_window,
         mip_window_seconds=mip_window_seconds,
+        probing_level=probing_level,
     )
     if search.active.shape[0]:
         search.run(stop)
@@ -149,6 +156,7 @@ class _Search:
         on_improve: Callable[[IntArray, int], None] | None,
         mip_window: int,
         mip_window_seconds: float,
+        probing_level: int | None = None,
     ) -> None:
         c = f.c
         self.f = f
@@ -160,6 +168,9 @@ class _Search:
         self.on_improve = on_improve
         self.mip_window = mip_window
         self.mip_window_seconds = mip_window_seconds
+        self.extra: dict[str, object] | None = (
+            None if probing_level is None else {"cp_model_probing_level": probing_level}
+        )
         self.rng = np.random.default_rng(seed)
         self.graph = SessionGraph(c)
         self.restrict = Restrictor(f)
@@ -188,6 +199,9 @@ class _Search:
 
     def run(self, stop: threading.Event | None) -> None:
         """Steps until the budget is spent, ``stop`` is set or nothing can move."""
+        if self.cp_lanes > 1 and self.budget.deadline is not None and not self.use_window:
+            self.run_async(stop)
+            return
         empty_rounds = 0
         pool = ThreadPoolExecutor(max_workers=self.cp_lanes) if self.cp_lanes > 1 else None
         try:
@@ -224,6 +238,88 @@ class _Search:
                 self.window.thread.result()
             if pool is not None:
                 pool.shutdown(wait=True)
+
+    def run_async(self, stop: threading.Event | None) -> None:
+        """Lanes that do not wait for each other (wall-clock budgets only).
+
+        In lock step a lane whose neighbourhood is solved early waits for the
+        other's, cut at the step limit (measured on a city under rule 8: 2.3 of
+        4.7 s per lane idle). Here a lane takes a new neighbourhood, disjoint
+        from those still being solved, as soon as its own is merged; a result
+        is merged against the incumbent as it is then, which differs from the
+        one it was built on only outside its neighbourhood. Timing decides the
+        order, so this is never used with a deterministic budget.
+        """
+        c = self.c
+        running: dict[Future[CpRun], tuple[_Job, BoolArray, BoolArray, int]] = {}
+        misses = 0
+        with ThreadPoolExecutor(max_workers=self.cp_lanes) as pool:
+            while True:
+                limits = None if stop is not None and stop.is_set() else self.step_limits()
+                while limits is not None and len(running) < self.cp_lanes:
+                    busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
+                    busy_c = np.zeros(c.n_children, dtype=np.bool_)
+                    for _job, bs, bc, _base in running.values():
+                        busy_s |= bs
+                        busy_c |= bc
+                    reqs = self.pick(busy_s, busy_c, bool(running))
+                    if reqs is None:
+                        misses += 1
+                        break
+                    misses = 0
+                    mine_s = np.zeros(c.n_sessions, dtype=np.bool_)
+                    mine_c = np.zeros(c.n_children, dtype=np.bool_)
+                    _mark(c, reqs, mine_s, mine_c)
+                    sub, idx = self.restrict(free_variables(self.f, reqs), self.cur)
+                    seed = int(self.rng.integers(1 << 30))
+                    job = _Job(sub, idx, self.cur[idx].copy(), seed, limits[1], None, self.extra)
+                    running[pool.submit(_solve, job)] = (job, mine_s, mine_c, self.best)
+                if not running:
+                    # Nothing left to run: the budget is spent, or a full pass of
+                    # seeds gave nothing that can move.
+                    if limits is None or misses * 4 >= self.active.shape[0] + 4:
+                        return
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job, _bs, _bc, base = running.pop(fut)
+                    self.merge(job, fut.result(), base)
+
+    def pick(self, busy_s: BoolArray, busy_c: BoolArray, others: bool) -> IntArray | None:
+        """One neighbourhood disjoint from the busy sessions and children, or None."""
+        c = self.c
+        for _ in range(4):
+            sd = self.next_seed()
+            if busy_s[sd]:
+                continue
+            grown = self.graph.grow(sd, int(self.size * self.widen), self.rng)
+            reqs = _free_requests(c, grown, self.movable)
+            if others and reqs.shape[0]:
+                reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
+            if reqs.shape[0]:
+                return reqs
+        return None
+
+    def merge(self, job: _Job, run: CpRun, base: int) -> None:
+        """Take one lane's result; ``base`` is the score its sub-model was built at."""
+        self.steps += 1
+        self.spent += run.deterministic_time
+        if run.values is not None and run.objective is not None and run.objective > base:
+            old = self.cur[job.idx].copy()
+            self.cur[job.idx] = run.values
+            # Only the rows over every session (group fairness) can join this
+            # neighbourhood to another merged since it was built.
+            if self.coupled and violated_rows(self.f, self.cur) > 0:
+                self.cur[job.idx] = old
+            else:
+                self.best += run.objective - base
+                self.improving += 1
+                if self.on_improve is not None:
+                    self.on_improve(self.cur, self.best)
+        step_time = job.max_time
+        quick = step_time is None or run.wall_time < 0.5 * step_time
+        grow = run.optimal and quick
+        self.size = min(self.size * 1.2, 20000.0) if grow else max(self.size * 0.8, 100.0)
 
     def step_limits(self) -> tuple[float, float | None, float | None] | None:
         """What is left and one step's wall or deterministic limit; None once spent."""
@@ -309,7 +405,9 @@ class _Search:
         for reqs in hoods:
             sub, idx = self.restrict(free_variables(self.f, reqs), self.cur)
             seed = int(self.rng.integers(1 << 30))
-            jobs.append(_Job(sub, idx, self.cur[idx].copy(), seed, step_time, step_dtime))
+            jobs.append(
+                _Job(sub, idx, self.cur[idx].copy(), seed, step_time, step_dtime, self.extra)
+            )
         runs = list(pool.map(_solve, jobs)) if pool is not None else [_solve(jobs[0])]
         base = self.best
         grow = True
@@ -408,11 +506,17 @@ class _Job:
     seed: int
     max_time: float | None
     max_dtime: float | None
+    extra: dict[str, object] | None = None
 
 
 def _solve(job: _Job) -> CpRun:
     return run_cpsat(
-        job.sub, hint=job.hint, max_time=job.max_time, max_dtime=job.max_dtime, seed=job.seed
+        job.sub,
+        hint=job.hint,
+        max_time=job.max_time,
+        max_dtime=job.max_dtime,
+        seed=job.seed,
+        extra=job.extra,
     )
 
 
