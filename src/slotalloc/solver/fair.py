@@ -395,7 +395,7 @@ def _rins(
     wide: bool,
     limits: tuple[float | None, float | None],
     seed: int,
-    workers: int,
+    params: OptimizerParams,
     stats: dict[str, object],
 ) -> IntArray:
     """``start`` re-solved on the requests where it and the LP point ``values`` disagree.
@@ -427,7 +427,8 @@ def _rins(
         max_time=limits[0],
         max_dtime=limits[1],
         seed=seed,
-        num_workers=workers,
+        num_workers=params.floor_rins_workers,
+        extra=_probing(params),
     )
     tag = "rins_wide" if wide else "rins"
     stats[tag + "_requests"] = int(reqs.shape[0])
@@ -441,6 +442,12 @@ def _rins(
         return start
     stats[tag + "_score"] = score_of_arcs(c, arcs)
     return arcs
+
+
+def _probing(params: OptimizerParams) -> dict[str, object] | None:
+    """CP-SAT parameters of the city path's sub-models (RINS and the search's)."""
+    level = params.floor_probing_level
+    return None if level is None else {"cp_model_probing_level": level}
 
 
 def _multiplier_steps(
@@ -505,7 +512,7 @@ def _floors_from_lp(
             wide,
             (wall, share if det else None),
             seed,
-            params.floor_rins_workers,
+            params,
             stats,
         )
     score = score_of_arcs(c, start)

@@ -117,10 +117,12 @@ class OptimizerParams:
     #: and 200 steps from them lowered it by at most 0.012 % on seeds 21 and 13
     #: (session 10), while the 1.5 s they take at 10 s is a third of the search.
     floor_bound_share: float = 0.0
-    #: Rule 8 on cities: CP-SAT's ``cp_model_probing_level`` in the search's
-    #: neighbourhoods (None: CP-SAT's default, 2). On the 104 neighbourhoods one
-    #: 10 s run on seeds 21 and 13 solved, each re-solved alone with its limit:
-    #: 0 took 9.2-9.4 s in all and proved 97, the default 11.5-12.3 s and 92.
+    #: Rule 8 on cities: CP-SAT's ``cp_model_probing_level`` in RINS and in the
+    #: search's neighbourhoods (None: CP-SAT's default, 2). On the 104
+    #: neighbourhoods one 10 s run on seeds 21 and 13 solved, each re-solved alone
+    #: with its limit: 0 took 9.2-9.4 s in all and proved 97, the default
+    #: 11.5-12.3 s and 92. RINS's wide round on seed 8: 2.0-2.1 s instead of its
+    #: 3.0 s cap, for the same answer.
     floor_probing_level: int | None = 0
     mip_window_seconds: float = 3.0
     mip_window_max_arcs: int = 30000
