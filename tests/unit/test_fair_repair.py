@@ -200,7 +200,18 @@ def test_rins_betters_a_start_on_the_requests_where_it_and_the_lp_disagree() -> 
     cur, scores = fcfs, [score_of_arcs(c, fcfs)]
     for wide in (False, True):
         stats: dict[str, object] = {}
-        cur = _rins(f, rule, cur, lp.values[: c.n_arcs], 1e-6, wide, (None, 5.0), 0, 1, stats)
+        cur = _rins(
+            f,
+            rule,
+            cur,
+            lp.values[: c.n_arcs],
+            1e-6,
+            wide,
+            (None, 5.0),
+            0,
+            OptimizerParams(),
+            stats,
+        )
         assert rule.satisfied(cur)
         scores.append(score_of_arcs(c, cur))
         res = result_from_arcs(
