@@ -70,6 +70,38 @@ UNSEEN: list[tuple[str, dict[str, object]]] = [
     ),
 ]
 
+#: Cities first run in session 11: tight rooms with many bookings and locks,
+#: where the repair of the rounded LP point finds too little to evict.
+TIGHT: list[tuple[str, dict[str, object]]] = [
+    (
+        "t303, 26k, mix, tight, 15 % locked, 30 % booked",
+        {
+            "seed": 303,
+            "requests": 26000,
+            "priorities": "mix",
+            "locked": 0.15,
+            "bookings": 0.3,
+            "tight": True,
+        },
+    ),
+    (
+        "t404, 22k, tight, 10 % locked, 30 % booked",
+        {"seed": 404, "requests": 22000, "locked": 0.1, "bookings": 0.3, "tight": True},
+    ),
+    (
+        "t505, 20k, mix, tight, 15 % locked, 25 % booked, 10 cuts",
+        {
+            "seed": 505,
+            "requests": 20000,
+            "priorities": "mix",
+            "locked": 0.15,
+            "bookings": 0.25,
+            "tight": True,
+            "cut": 10,
+        },
+    ),
+]
+
 #: Districts (up to ``mip_max_arcs`` arcs), the same way.
 DISTRICTS: list[tuple[str, dict[str, object]]] = [
     ("s41 2000/10 mix", {"seed": 41, "requests": 2000, "sites": 10, "priorities": "mix"}),
@@ -122,11 +154,11 @@ def lp_child_places(inst: Instance) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=10.0)
-    ap.add_argument("--set", choices=["cities", "unseen", "districts"], default="cities")
+    ap.add_argument("--set", choices=["cities", "unseen", "tight", "districts"], default="cities")
     ap.add_argument("--only", type=int, default=None, help="run one variant (its index)")
     ap.add_argument("--no-lp", action="store_true", help="skip the LP child-place bounds")
     args = ap.parse_args()
-    pool = {"cities": VARIANTS, "unseen": UNSEEN, "districts": DISTRICTS}[args.set]
+    pool = {"cities": VARIANTS, "unseen": UNSEEN, "tight": TIGHT, "districts": DISTRICTS}[args.set]
     chosen = pool if args.only is None else [pool[args.only]]
     rows = []
     for name, kw in chosen:

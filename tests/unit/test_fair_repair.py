@@ -230,3 +230,51 @@ def test_the_city_path_runs_rins_between_the_repair_and_the_search() -> None:
     assert "rins_requests" in out.stats and "rins_wide_requests" in out.stats
     assert report.score is not None
     assert report.score >= int(out.stats["repaired_score"])  # type: ignore[call-overload]
+
+
+def _tight_weekend(seed: int, requests: int, sites: int) -> tuple[Instance, Compiled, IntArray]:
+    """Tight rooms, 30 % booked, 15 % locked, under rule 8: the repair finds little to evict."""
+    data = generate_xiamen(
+        seed, requests, sites, tight=True, locked=0.15, bookings=0.3, priorities="mix"
+    ).model_dump(mode="json")
+    data["policy"]["fairness"] = {"group_floor": "fcfs"}
+    inst = Instance.model_validate(data)
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    return inst, c, fcfs
+
+
+def _accepted_score(inst: Instance, c: Compiled, arcs: IntArray) -> int:
+    res = result_from_arcs(
+        c, arcs, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+    )
+    report = verify(inst, res.to_solution())
+    assert report.accepted, report.verdict
+    assert report.score == score_of_arcs(c, arcs)
+    return report.score
+
+
+def test_anchored_rounding_meets_the_floors_where_the_repair_cannot() -> None:
+    # The repair of the rounded LP point fails; rounding around FCFS's
+    # placements of the short groups meets every floor and scores above FCFS.
+    from slotalloc.solver.search.fair_repair import anchored_lp_rounding, repair_lp_rounding
+
+    inst, c, fcfs = _tight_weekend(1, 400, 3)
+    rule = group_floor(c, fcfs)
+    _f_lp, lp = _lp_under_floors(c, rule, OptimizerParams(), None)
+    values = lp.values[: c.n_arcs]
+    assert repair_lp_rounding(c, values, rule, 1e-6) is None
+    arcs = anchored_lp_rounding(c, values, rule, fcfs, 1e-6)
+    assert arcs is not None and rule.satisfied(arcs)
+    assert _accepted_score(inst, c, arcs) > score_of_arcs(c, fcfs)
+
+
+def test_the_city_path_starts_anchored_when_the_repair_fails() -> None:
+    # The same kind of weekend through the city path (mip_max_arcs=0).
+    inst, c, fcfs = _tight_weekend(4, 800, 5)
+    params = OptimizerParams(mip_max_arcs=0)
+    opt = optimize_fair(c, inst.policy, optimize, params=params, deterministic=True, time_limit=2.0)
+    assert opt.stats["start"] == "lp-anchored"
+    assert group_floor(c, fcfs).satisfied(opt.arcs)
+    assert _accepted_score(inst, c, opt.arcs) > score_of_arcs(c, fcfs)

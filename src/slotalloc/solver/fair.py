@@ -66,7 +66,11 @@ from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
 from slotalloc.solver.search.cpsat_run import run_cpsat
-from slotalloc.solver.search.fair_repair import repair_lp_rounding, repair_rows
+from slotalloc.solver.search.fair_repair import (
+    anchored_lp_rounding,
+    repair_lp_rounding,
+    repair_rows,
+)
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
 from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.search.rounding import round_and_repair
@@ -378,9 +382,18 @@ def _lp_start(
     # which the repair inserts, trying the arcs the LP uses first.
     t = time.perf_counter()
     repaired = repair_lp_rounding(c, values, rule, params.floor_prefer_value)
+    how = "lp-repaired"
+    if repaired is None:
+        # Tight rooms with many bookings and locks leave the repair too little
+        # to evict: round around FCFS's placements of the short groups instead.
+        repaired = anchored_lp_rounding(c, values, rule, fcfs, params.floor_prefer_value)
+        how = "lp-anchored"
     start = np.asarray(fcfs, dtype=np.int64)
     if repaired is not None and score_of_arcs(c, repaired) > score_of_arcs(c, start):
         start = repaired
+    else:
+        how = "fcfs"
+    stats["start"] = how
     stats["repaired_score"] = score_of_arcs(c, start)
     stats["repair_seconds"] = round(time.perf_counter() - t, 3)
     return start

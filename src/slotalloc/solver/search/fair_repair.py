@@ -38,7 +38,7 @@ from slotalloc.rules import Occupancy
 from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.search.rounding import round_and_repair
 
-__all__ = ["repair_lp_rounding", "repair_rows"]
+__all__ = ["anchored_lp_rounding", "repair_lp_rounding", "repair_rows"]
 
 
 class _State:
@@ -345,3 +345,43 @@ def repair_lp_rounding(
         return None
     prefer = vals > prefer_value if prefer_value < 1 else None
     return repair_rows(c, rounded, rule, prefer=prefer)
+
+
+def anchored_lp_rounding(
+    c: Compiled,
+    values: npt.ArrayLike,
+    rule: GroupFairness,
+    fcfs: IntArray,
+    prefer_value: float,
+) -> IntArray | None:
+    """The LP point rounded around FCFS's placements of the groups it leaves short.
+
+    For when :func:`repair_lp_rounding` fails (tight rooms, many bookings and
+    locks: little to evict). A floor is FCFS's own count, so FCFS's placements
+    that carry a group's children reach that group's floor by themselves, and
+    they fit together (they are part of a valid assignment). They go first, the
+    LP's rounding fills around them, and the repair makes up the other rows.
+    The shortest row is anchored alone first, then the two shortest, and so
+    on, last every row (all of FCFS, filled around: it meets every floor); the
+    first that meets every row is returned, None if none does.
+    """
+    vals = np.asarray(values, dtype=np.float64)[: c.n_arcs]
+    rounded = round_and_repair(c, vals)
+    if rounded is None:
+        return None
+    slack = rule.slack(rounded)
+    rows = np.flatnonzero(rule.active & (slack < 0))
+    rows = rows[np.argsort(slack[rows], kind="stable")]
+    fcfs = np.asarray(fcfs, dtype=np.int64)
+    carries = rule.coef[fcfs] > 0
+    prefer = vals > prefer_value if prefer_value < 1 else None
+    tries = [rows[:k] for k in range(1, rows.shape[0] + 1)] + [np.flatnonzero(rule.active)]
+    for anchored in tries:
+        anchor = fcfs[carries[:, anchored].any(axis=1)]
+        start = round_and_repair(c, vals, start=anchor)
+        if start is None:
+            continue
+        out = start if rule.satisfied(start) else repair_rows(c, start, rule, prefer=prefer)
+        if out is not None:
+            return out
+    return None
