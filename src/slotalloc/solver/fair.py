@@ -540,7 +540,7 @@ def _floors_from_lp(
         target=lp.values[:A],
         mip_window=params.floor_mip_window,
         mip_window_seconds=params.mip_window_seconds,
-        probing_level=params.floor_probing_level,
+        cpsat_extra=_probing(params),
     )
     arcs = np.flatnonzero(out.values[:A]).astype(np.int64)
     if not rule.satisfied(arcs) or score_of_arcs(c, arcs) < score:

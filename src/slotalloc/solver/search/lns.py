@@ -67,7 +67,7 @@ def large_neighbourhood_search(
     stop: threading.Event | None = None,
     mip_window: int = 0,
     mip_window_seconds: float = 3.0,
-    probing_level: int | None = None,
+    cpsat_extra: dict[str, object] | None = None,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
 
@@ -111,9 +111,9 @@ def large_neighbourhood_search(
         other lanes go on with CP-SAT around it; 0 turns it off. The window's
         sessions and children are reserved, so every neighbourhood solved
         meanwhile is disjoint from it and the gains add up.
-    probing_level
-        CP-SAT's ``cp_model_probing_level`` for every neighbourhood (None: its
-        default).
+    cpsat_extra
+        CP-SAT parameters set on every neighbourhood's solve (e.g.
+        ``cp_model_probing_level``), beside :func:`run_cpsat`'s own.
     """
     search = _Search(
         f,
@@ -129,7 +129,7 @@ def large_neighbourhood_search(
         on_improve=on_improve,
         mip_window=mip_window,
         mip_window_seconds=mip_window_seconds,
-        probing_level=probing_level,
+        cpsat_extra=cpsat_extra,
     )
     if search.active.shape[0]:
         search.run(stop)
@@ -156,7 +156,7 @@ class _Search:
         on_improve: Callable[[IntArray, int], None] | None,
         mip_window: int,
         mip_window_seconds: float,
-        probing_level: int | None = None,
+        cpsat_extra: dict[str, object] | None = None,
     ) -> None:
         c = f.c
         self.f = f
@@ -168,9 +168,7 @@ class _Search:
         self.on_improve = on_improve
         self.mip_window = mip_window
         self.mip_window_seconds = mip_window_seconds
-        self.extra: dict[str, object] | None = (
-            None if probing_level is None else {"cp_model_probing_level": probing_level}
-        )
+        self.extra = cpsat_extra
         self.rng = np.random.default_rng(seed)
         self.graph = SessionGraph(c)
         self.restrict = Restrictor(f)
@@ -262,7 +260,7 @@ class _Search:
                     for _job, bs, bc, _base in running.values():
                         busy_s |= bs
                         busy_c |= bc
-                    reqs = self.pick(busy_s, busy_c, bool(running))
+                    reqs, _ = self.pick(busy_s, busy_c, bool(running), 4)
                     if reqs is None:
                         misses += 1
                         break
@@ -285,10 +283,16 @@ class _Search:
                     job, _bs, _bc, base = running.pop(fut)
                     self.merge(job, fut.result(), base)
 
-    def pick(self, busy_s: BoolArray, busy_c: BoolArray, others: bool) -> IntArray | None:
-        """One neighbourhood disjoint from the busy sessions and children, or None."""
+    def pick(
+        self, busy_s: BoolArray, busy_c: BoolArray, others: bool, tries: int
+    ) -> tuple[IntArray | None, int]:
+        """A neighbourhood clear of the busy sessions and children, and the seeds tried.
+
+        At most ``tries`` seeds; with ``others`` (neighbourhoods already taken),
+        the requests that touch a busy session or child are left out.
+        """
         c = self.c
-        for _ in range(4):
+        for k in range(tries):
             sd = self.next_seed()
             if busy_s[sd]:
                 continue
@@ -297,8 +301,8 @@ class _Search:
             if others and reqs.shape[0]:
                 reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
             if reqs.shape[0]:
-                return reqs
-        return None
+                return reqs, k + 1
+        return None, tries
 
     def merge(self, job: _Job, run: CpRun, base: int) -> None:
         """Take one lane's result; ``base`` is the score its sub-model was built at."""
@@ -377,18 +381,13 @@ class _Search:
         if self.window is not None:
             busy_s |= self.window.busy_s
             busy_c |= self.window.busy_c
-        tries = 0
-        while len(hoods) < self.cp_lanes and tries < 4 * self.lanes:
-            tries += 1
-            sd = self.next_seed()
-            if busy_s[sd]:
-                continue
-            grown = self.graph.grow(sd, int(self.size * self.widen), self.rng)
-            reqs = _free_requests(c, grown, self.movable)
-            if (hoods or self.window is not None) and reqs.shape[0]:
-                reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
-            if reqs.shape[0] == 0:
-                continue
+        left = 4 * self.lanes
+        while len(hoods) < self.cp_lanes and left > 0:
+            others = bool(hoods) or self.window is not None
+            reqs, used = self.pick(busy_s, busy_c, others, left)
+            left -= used
+            if reqs is None:
+                break
             _mark(c, reqs, busy_s, busy_c)
             hoods.append(reqs)
         return hoods
