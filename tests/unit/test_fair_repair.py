@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from test_fairness_rules import INFANT, OLDER, floor_world, sess, world
 
@@ -183,17 +185,24 @@ def test_repair_by_priority_makes_room_only_with_lower_priorities() -> None:
     assert repair_rows(c, older, rule, by_priority=True) is None
 
 
-def test_rins_betters_a_start_on_the_requests_where_it_and_the_lp_disagree() -> None:
-    # From FCFS, which meets the floors, on a small district: the sub-model of the
-    # disagreeing requests is solved whole; its answer meets every row and the
-    # verifier, scores above FCFS, and never below its start.
-    data = generate_xiamen(4, 400, 4, priorities="mix").model_dump(mode="json")
+def _district_under_floors(
+    seed: int, requests: int, sites: int
+) -> tuple[Instance, Compiled, IntArray, GroupFairness]:
+    """A district (priorities mixed) under rule 8, compiled, its FCFS and rule 8's rows."""
+    data = generate_xiamen(seed, requests, sites, priorities="mix").model_dump(mode="json")
     data["policy"]["fairness"] = {"group_floor": "fcfs"}
     inst = Instance.model_validate(data)
     c = compile_instance(inst)
     fcfs = first_come_first_served(c)
     assert fcfs is not None
-    rule = group_floor(c, fcfs)
+    return inst, c, fcfs, group_floor(c, fcfs)
+
+
+def test_rins_betters_a_start_on_the_requests_where_it_and_the_lp_disagree() -> None:
+    # From FCFS, which meets the floors, on a small district: the sub-model of the
+    # disagreeing requests is solved whole; its answer meets every row and the
+    # verifier, scores above FCFS, and never below its start.
+    inst, c, fcfs, rule = _district_under_floors(4, 400, 4)
     params = OptimizerParams()
     _f_lp, lp = _lp_under_floors(c, rule, params, None)
     f = build_formulation(c, rule)
@@ -278,3 +287,68 @@ def test_the_city_path_starts_anchored_when_the_repair_fails() -> None:
     assert opt.stats["start"] == "lp-anchored"
     assert group_floor(c, fcfs).satisfied(opt.arcs)
     assert _accepted_score(inst, c, opt.arcs) > score_of_arcs(c, fcfs)
+
+
+def _banked_district(seed: int, requests: int, sites: int, cap: int) -> tuple[Any, ...]:
+    """A district under rule 8, its FCFS, rows, formulation and floor bank of ``cap``."""
+    from slotalloc.solver.fair import _floor_bank
+
+    inst, c, fcfs, rule = _district_under_floors(seed, requests, sites)
+    f_lp, lp = _lp_under_floors(c, rule, OptimizerParams(), None)
+    f = build_formulation(c, rule)
+    bank = _floor_bank(f, f_lp, lp.duals, rule, cap)
+    assert bank is not None and (bank.price > 0).all() and (bank.cap == cap).all()
+    return inst, c, fcfs, rule, f, bank
+
+
+def test_the_floor_bank_holds_at_most_the_slack_and_the_cap() -> None:
+    # A sub-model with a bank variable per floor: the bank is capped, can never
+    # exceed the floor's slack, and the hint (the incumbent) meets every row.
+    from slotalloc.solver.mip import violated_rows
+    from slotalloc.solver.search.cpsat_run import run_cpsat
+    from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
+
+    _inst, c, fcfs, _rule, f, bank = _banked_district(4, 400, 4, 2)
+    cur = f.values_of_arcs(fcfs)
+    assert (bank.slack(cur) == 0).all()  # FCFS sits on its own floors
+    sub, idx = Restrictor(f)(free_variables(f, np.arange(c.n_requests)), cur)
+    banked, hint = bank.extend(sub, idx, cur)
+    K = bank.rhs.shape[0]
+    assert banked.n_vars == sub.n_vars + K and violated_rows(banked, hint) == 0
+    over = hint.copy()
+    over[sub.n_vars :] = 1  # one child banked above a floor FCFS meets exactly
+    assert violated_rows(banked, over) > 0
+    run = run_cpsat(banked, hint=hint, max_dtime=2.0)
+    assert run.values is not None
+    full = cur.copy()
+    full[idx] = run.values[: sub.n_vars]
+    got = run.values[sub.n_vars :]
+    assert (got <= np.minimum(bank.slack(full), bank.cap)).all()
+    assert run.objective == int(f.obj @ full) + f.offset + int(bank.price @ got)
+
+
+def test_a_search_with_a_floor_bank_returns_the_best_score_it_saw() -> None:
+    # Two unlocked lanes price the floors' slack: the incumbent may trade score for
+    # banked children, but the outcome is the best score met, meets the floors and
+    # passes the verifier.
+    import time
+
+    from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
+
+    inst, c, fcfs, rule, f, bank = _banked_district(5, 900, 8, 3)
+    seen: list[int] = []
+    budget = LnsBudget(deadline=time.perf_counter() + 1.5, step_seconds=0.1)
+    out = large_neighbourhood_search(
+        f,
+        f.values_of_arcs(fcfs),
+        score_of_arcs(c, fcfs),
+        budget,
+        seed=2,
+        lanes=2,
+        bank=bank,
+        on_improve=lambda _v, s: seen.append(s),
+    )
+    arcs = np.flatnonzero(out.values[: c.n_arcs]).astype(np.int64)
+    assert out.steps > 2 and rule.satisfied(arcs)
+    assert out.objective == _accepted_score(inst, c, arcs) >= score_of_arcs(c, fcfs)
+    assert out.objective == max([score_of_arcs(c, fcfs), *seen])

@@ -25,7 +25,9 @@ start is then re-solved where it and the LP disagree (:func:`_rins`: first
 the disagreeing arcs alone, then every arc of their requests), which trades a
 floor's children between distant sessions as the neighbourhood search, grown
 around sessions, cannot; the neighbourhood search under the rows then
-improves it. The bound is the least
+improves it, each neighbourhood free to bank a few children above a floor at
+the floor's LP price (:class:`slotalloc.solver.search.lns.FloorBank`), so that
+a place moved between two far sites can be found. The bound is the least
 of that LP's and the Lagrangian bound with the floors dualised beside the
 coupling rows (:class:`slotalloc.solver.bounds.floors.FloorLagrangian`),
 priced at the LP's duals and improved last, aimed at the final score.
@@ -71,7 +73,7 @@ from slotalloc.solver.search.fair_repair import (
     repair_lp_rounding,
     repair_rows,
 )
-from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
+from slotalloc.solver.search.lns import FloorBank, LnsBudget, large_neighbourhood_search
 from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.search.rounding import round_and_repair
 
@@ -457,6 +459,43 @@ def _rins(
     return arcs
 
 
+def _floor_bank(
+    f: Formulation, f_lp: Formulation, duals: FloatArray, rule: GroupFairness, cap: int
+) -> FloorBank | None:
+    """The floors with a positive LP price, as a bank of at most ``cap`` each (None if none)."""
+    if cap <= 0 or rule.rate is not None or f.fair_vars.shape[0] == 0:
+        return None
+    rows: dict[str, tuple[int, int]] = {}
+    at = 0
+    for b in f_lp.blocks:
+        rows[b.name] = (at, b.ptr.shape[0] - 1)
+        at += b.n_rows
+    zg = f.fair_pairs % f.c.n_groups
+    vars_, coefs, rhs, price = [], [], [], []
+    for k in np.flatnonzero(rule.active).tolist():
+        where = rows.get(rule.names[k])
+        # A ">=" row of a maximisation has a dual <= 0: its price is the negation.
+        mu = 0.0 if where is None else -float(duals[where[0]])
+        coef = rule.weights[k, zg]
+        nz = np.flatnonzero(coef)
+        if round(mu) <= 0 or nz.shape[0] == 0:
+            continue
+        vars_.append(f.fair_vars[nz])
+        coefs.append(coef[nz])
+        rhs.append(int(rule.rhs[k]))
+        price.append(round(mu))
+    if not price:
+        return None
+    K = len(price)
+    return FloorBank(
+        tuple(vars_),
+        tuple(coefs),
+        np.asarray(rhs, dtype=np.int64),
+        np.asarray(price, dtype=np.int64),
+        np.full(K, cap, dtype=np.int64),
+    )
+
+
 def _probing(params: OptimizerParams) -> dict[str, object] | None:
     """CP-SAT parameters of the city path's sub-models (RINS and the search's)."""
     level = params.floor_probing_level
@@ -541,6 +580,7 @@ def _floors_from_lp(
         mip_window=params.floor_mip_window,
         mip_window_seconds=params.mip_window_seconds,
         cpsat_extra=_probing(params),
+        bank=_floor_bank(f, f_lp, lp.duals, rule, params.floor_bank_cap),
     )
     arcs = np.flatnonzero(out.values[:A]).astype(np.int64)
     if not rule.satisfied(arcs) or score_of_arcs(c, arcs) < score:

@@ -22,12 +22,12 @@ import numpy.typing as npt
 
 from slotalloc._typing import BoolArray, IntArray
 from slotalloc.compile import Compiled
-from slotalloc.solver.formulation import Formulation, LinearModel
+from slotalloc.solver.formulation import INF, Formulation, LinearModel, RowBlock
 from slotalloc.solver.mip import MipProcess, violated_rows
 from slotalloc.solver.search.cpsat_run import CpRun, run_cpsat
 from slotalloc.solver.search.neighbourhood import Restrictor, SessionGraph, free_variables
 
-__all__ = ["LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
+__all__ = ["FloorBank", "LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,72 @@ class LnsBudget:
     dtime: float | None = None
     step_seconds: float = 0.3
     step_dtime: float = 0.3
+
+
+@dataclass(frozen=True)
+class FloorBank:
+    """A few children above tight floors, priced, so that a neighbourhood may bank them.
+
+    Row k is ``sum_j coef[k][j] * v[vars[k][j]] >= rhs[k]`` (a floor over the
+    session counts). With every floor met exactly, a neighbourhood grown
+    around a few sessions can never give up a place of a short group, so a
+    place moved between two far sites is never found. Here each
+    neighbourhood maximises the score plus ``price[k]`` per unit of row k's
+    slack, up to ``cap[k]`` units: it may serve a short group's child more
+    than the floor asks, at less than its price, and a later one may spend
+    it. The cap bounds what the banked children can cost the score.
+    """
+
+    vars: tuple[IntArray, ...]
+    coef: tuple[IntArray, ...]
+    rhs: IntArray
+    price: IntArray
+    cap: IntArray
+
+    def slack(self, values: IntArray) -> IntArray:
+        """Each row's slack at ``values``."""
+        return np.array(
+            [int(c @ values[v]) for v, c in zip(self.vars, self.coef, strict=True)], dtype=np.int64
+        ) - np.asarray(self.rhs, dtype=np.int64)
+
+    def value(self, values: IntArray) -> int:
+        """The banked slack's worth at ``values``."""
+        return int(self.price @ np.clip(self.slack(values), 0, self.cap))
+
+    def extend(
+        self, sub: LinearModel, idx: IntArray, values: IntArray
+    ) -> tuple[LinearModel, IntArray]:
+        """``sub`` (the variables ``idx`` freed) with one bank variable per row, and its hint."""
+        K = self.rhs.shape[0]
+        n = idx.shape[0]
+        var, coef, ptr = [], [], [0]
+        hi = np.zeros(K, dtype=np.int64)
+        for k in range(K):
+            v, c = self.vars[k], self.coef[k]
+            pos = np.minimum(np.searchsorted(idx, v), max(n - 1, 0))
+            inside = (idx[pos] == v) if n else np.zeros(v.shape[0], dtype=np.bool_)
+            # b_k - sum of the freed terms <= the fixed terms - rhs_k: b_k <= slack_k.
+            hi[k] = int(c[~inside] @ values[v[~inside]]) - int(self.rhs[k])
+            var.append(np.concatenate([[n + k], pos[inside]]))
+            coef.append(np.concatenate([[1], -c[inside]]))
+            ptr.append(ptr[-1] + var[-1].shape[0])
+        block = RowBlock(
+            "floor_bank",
+            np.asarray(ptr, dtype=np.int64),
+            np.concatenate(var).astype(np.int64),
+            np.concatenate(coef).astype(np.int64),
+            np.full(K, -INF, dtype=np.int64),
+            hi,
+        )
+        out = LinearModel(
+            lb=np.concatenate([sub.lb, np.zeros(K, dtype=np.int64)]),
+            ub=np.concatenate([sub.ub, self.cap.astype(np.int64)]),
+            obj=np.concatenate([sub.obj, self.price.astype(np.int64)]),
+            offset=sub.offset,
+            blocks=[*sub.blocks, block],
+        )
+        hint = np.concatenate([values[idx], np.clip(self.slack(values), 0, self.cap)])
+        return out, hint
 
 
 @dataclass(frozen=True)
@@ -68,6 +134,7 @@ def large_neighbourhood_search(
     mip_window: int = 0,
     mip_window_seconds: float = 3.0,
     cpsat_extra: dict[str, object] | None = None,
+    bank: FloorBank | None = None,
 ) -> LnsOutcome:
     """Improve a feasible assignment of ``f`` until the budget runs out.
 
@@ -114,6 +181,11 @@ def large_neighbourhood_search(
     cpsat_extra
         CP-SAT parameters set on every neighbourhood's solve (e.g.
         ``cp_model_probing_level``), beside :func:`run_cpsat`'s own.
+    bank
+        Floors whose slack, up to a cap, each neighbourhood prices
+        (:class:`FloorBank`; wall-clock budgets with two lanes or more only).
+        The incumbent is then the best on the score plus the bank, and the
+        outcome the best score seen.
     """
     search = _Search(
         f,
@@ -130,11 +202,16 @@ def large_neighbourhood_search(
         mip_window=mip_window,
         mip_window_seconds=mip_window_seconds,
         cpsat_extra=cpsat_extra,
+        bank=bank,
     )
     if search.active.shape[0]:
         search.run(stop)
-    log.debug("LNS: %d steps, %d improving, score %d", search.steps, search.improving, search.best)
-    return LnsOutcome(search.cur, search.best, search.steps, search.improving, search.spent)
+    if search.top_values is None:
+        values, score = search.cur, search.best
+    else:
+        values, score = search.top_values, search.top
+    log.debug("LNS: %d steps, %d improving, score %d", search.steps, search.improving, score)
+    return LnsOutcome(values, score, search.steps, search.improving, search.spent)
 
 
 class _Search:
@@ -157,6 +234,7 @@ class _Search:
         mip_window: int,
         mip_window_seconds: float,
         cpsat_extra: dict[str, object] | None = None,
+        bank: FloorBank | None = None,
     ) -> None:
         c = f.c
         self.f = f
@@ -194,6 +272,12 @@ class _Search:
         self.use_window = mip_window > 0 and budget.deadline is not None and lanes >= 2
         self.cp_lanes = lanes - 1 if self.use_window else lanes
         self.window: _Window | None = None
+        # Only the unlocked lanes price the bank (the lock-step path never does).
+        async_run = self.cp_lanes > 1 and budget.deadline is not None and not self.use_window
+        self.bank = bank if async_run and self.coupled else None
+        # The best score seen and its values (with a bank, the incumbent may score less).
+        self.top = objective
+        self.top_values: IntArray | None = None if self.bank is None else values.copy()
 
     def run(self, stop: threading.Event | None) -> None:
         """Steps until the budget is spent, ``stop`` is set or nothing can move."""
@@ -269,8 +353,11 @@ class _Search:
                     mine_c = np.zeros(c.n_children, dtype=np.bool_)
                     _mark(c, reqs, mine_s, mine_c)
                     sub, idx = self.restrict(free_variables(self.f, reqs), self.cur)
+                    hint = self.cur[idx].copy()
+                    if self.bank is not None:
+                        sub, hint = self.bank.extend(sub, idx, self.cur)
                     seed = int(self.rng.integers(1 << 30))
-                    job = _Job(sub, idx, self.cur[idx].copy(), seed, limits[1], None, self.extra)
+                    job = _Job(sub, idx, hint, seed, limits[1], None, self.extra)
                     running[pool.submit(_solve, job)] = (job, mine_s, mine_c, self.best)
                 if not running:
                     # Nothing left to run: the budget is spent, or a full pass of
@@ -308,7 +395,9 @@ class _Search:
         """Take one lane's result; ``base`` is the score its sub-model was built at."""
         self.steps += 1
         self.spent += run.deterministic_time
-        if run.values is not None and run.objective is not None and run.objective > base:
+        if self.bank is not None:
+            self.merge_banked(job, run, base)
+        elif run.values is not None and run.objective is not None and run.objective > base:
             old = self.cur[job.idx].copy()
             self.cur[job.idx] = run.values
             # Only the rows over every session (group fairness) can join this
@@ -324,6 +413,28 @@ class _Search:
         quick = step_time is None or run.wall_time < 0.5 * step_time
         grow = run.optimal and quick
         self.size = min(self.size * 1.2, 20000.0) if grow else max(self.size * 0.8, 100.0)
+
+    def merge_banked(self, job: _Job, run: CpRun, base: int) -> None:
+        """Take a priced result when the score plus the bank, over the whole model, gains."""
+        bank = self.bank
+        assert bank is not None
+        if run.values is None or run.objective is None:
+            return
+        n = job.idx.shape[0]
+        gain = run.objective - int(bank.price @ run.values[n:]) - base
+        before = self.best + bank.value(self.cur)
+        old = self.cur[job.idx].copy()
+        self.cur[job.idx] = run.values[:n]
+        if violated_rows(self.f, self.cur) > 0 or self.best + gain + bank.value(self.cur) <= before:
+            self.cur[job.idx] = old
+            return
+        self.best += gain
+        self.improving += 1
+        if self.best > self.top:
+            self.top = self.best
+            self.top_values = self.cur.copy()
+            if self.on_improve is not None:
+                self.on_improve(self.cur, self.best)
 
     def step_limits(self) -> tuple[float, float | None, float | None] | None:
         """What is left and one step's wall or deterministic limit; None once spent."""
