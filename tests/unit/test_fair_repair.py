@@ -152,11 +152,31 @@ def test_the_district_path_starts_from_highs_on_the_lp_support() -> None:
     fcfs = first_come_first_served(c)
     assert fcfs is not None
     rule = group_floor(c, fcfs)
-    found = _support_mip(c, rule, fcfs, OptimizerParams(), {"time_limit": 5})
+    found, lag_bound = _support_mip(c, rule, fcfs, OptimizerParams(), {"time_limit": 5})
     assert found is not None and rule.satisfied(found)
+    assert lag_bound is not None and lag_bound >= score_of_arcs(c, found)
     assert score_of_arcs(c, found) > score_of_arcs(c, fcfs)
     res = result_from_arcs(
         c, found, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+    )
+    assert verify(inst, res.to_solution()).accepted
+
+
+def test_the_district_bound_is_the_least_of_the_search_s_and_the_lagrangian_s() -> None:
+    # The Lagrangian bound at the LP's duals joins the district path's bound: it
+    # never cuts below the optimum under rule 8 (proven by the exact path).
+    inst = _with_floor(generate_xiamen(9, 200, 3, priorities="mix"))
+    c = compile_instance(inst)
+    params = OptimizerParams(whole_model_arcs=0)
+    opt = optimize_fair(c, inst.policy, optimize, params=params, time_limit=3.0)
+    lag = opt.stats["lagrangian_bound"]
+    assert isinstance(lag, int) and opt.bound is not None
+    assert score_of_arcs(c, opt.arcs) <= opt.bound <= lag
+    exact = optimize_fair(c, inst.policy, optimize, deterministic=True, time_limit=30.0)
+    assert exact.optimal
+    assert lag >= score_of_arcs(c, exact.arcs)
+    res = result_from_arcs(
+        c, opt.arcs, status=Status.FEASIBLE, bound=opt.bound, stats={}, instance_name=None
     )
     assert verify(inst, res.to_solution()).accepted
 

@@ -134,6 +134,7 @@ def optimize_fair(
     if envy_free and not kwargs.get("deterministic", False):
         kwargs = _time_for_envy(c, policy, params, kwargs)
     city = None
+    lag_bound: int | None = None
     if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
         city = _floors_from_lp(c, rule, start, params, kwargs)
     elif (
@@ -143,7 +144,7 @@ def optimize_fair(
         and not kwargs.get("deterministic", False)
         and params.floor_support_share > 0
     ):
-        found = _support_mip(c, rule, start, params, kwargs)
+        found, lag_bound = _support_mip(c, rule, start, params, kwargs)
         if found is not None:
             first = np.concatenate([found, first])
     if city is not None:
@@ -155,11 +156,21 @@ def optimize_fair(
             # No candidate met the rows (a repair failed): FCFS meets them; start there.
             opt = optimize(c, fairness=rule, hint=start, **kwargs)
     stats: dict[str, object] = dict(opt.stats)
-    arcs, optimal = opt.arcs, opt.optimal
+    arcs, optimal, bound = opt.arcs, opt.optimal, opt.bound
+    if lag_bound is not None:
+        # HiGHS's bound on a district is tight when its search gets deep within
+        # the budget, and near the LP's when it does not (measured on a tight
+        # district, 14 769 arcs: 97.06 % of it in one run, 99.56 % in another;
+        # the Lagrangian bound, 0.03 s, puts the first at 98.15 %).
+        stats["lagrangian_bound"] = lag_bound
+        score = score_of_arcs(c, arcs)
+        if lag_bound >= score and (bound is None or lag_bound < bound):
+            bound = lag_bound  # (below the score cannot happen with a valid bound)
+        optimal = optimal or bound == score
     if envy_free:
         arcs, optimal = _envy_free(c, arcs, optimal, rule, start, params, stats)
     return FairOptimum(
-        arcs=np.asarray(arcs, dtype=np.int64), bound=opt.bound, optimal=optimal, stats=stats
+        arcs=np.asarray(arcs, dtype=np.int64), bound=bound, optimal=optimal, stats=stats
     )
 
 
@@ -330,19 +341,23 @@ def _support_mip(
     fcfs: IntArray,
     params: OptimizerParams,
     kwargs: dict[str, Any],
-) -> IntArray | None:
+) -> tuple[IntArray | None, int | None]:
     """Rule 8 on a district: HiGHS on the model cut down to the LP's support (module notes).
 
     The arcs the LP under the floors uses, its rounding's and FCFS's, and
     no other: a model a few times smaller, whose LP bound is the whole
-    model's. Returns its best assignment when it meets the rows, else None.
+    model's. Returns its best assignment when it meets the rows (else None)
+    and the Lagrangian bound with the floors dualised at the LP's duals
+    (:class:`~slotalloc.solver.bounds.floors.FloorLagrangian`; None without one).
     """
     limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
     t0 = kwargs.get("started") or time.perf_counter()
     deadline = t0 + limit * (1 - params.reserve)
-    _, lp = _lp_under_floors(c, rule, params, max(0.05, 0.25 * (deadline - time.perf_counter())))
+    f_lp, lp = _lp_under_floors(c, rule, params, max(0.05, 0.25 * (deadline - time.perf_counter())))
     if not lp.optimal:
-        return None
+        return None, None
+    lag = FloorLagrangian.build(c, rule, f_lp, lp.duals)
+    lag_bound = None if lag is None else lag.bound(lag.u0)
     A = c.n_arcs
     keep = lp.values[:A] > params.floor_prefer_value
     rounded = round_and_repair(c, lp.values[:A])
@@ -353,12 +368,12 @@ def _support_mip(
     f.ub[:A] = np.where(keep, f.ub[:A], 0)
     budget = min(params.floor_support_share * limit, deadline - time.perf_counter())
     if budget <= 0.1:
-        return None
+        return None, lag_bound
     out = solve_mip(f, time_limit=budget, hint=f.values_of_arcs(fcfs))
     if out.values is None:
-        return None
+        return None, lag_bound
     arcs = np.flatnonzero(out.values[:A]).astype(np.int64)
-    return arcs if rule.satisfied(arcs) else None
+    return (arcs if rule.satisfied(arcs) else None), lag_bound
 
 
 def _lp_under_floors(
