@@ -480,11 +480,7 @@ def _floor_bank(
     """The floors with a positive LP price, as a bank of at most ``cap`` each (None if none)."""
     if cap <= 0 or rule.rate is not None or f.fair_vars.shape[0] == 0:
         return None
-    rows: dict[str, tuple[int, int]] = {}
-    at = 0
-    for b in f_lp.blocks:
-        rows[b.name] = (at, b.ptr.shape[0] - 1)
-        at += b.n_rows
+    rows = f_lp.block_rows()
     zg = f.fair_pairs % f.c.n_groups
     vars_, coefs, rhs, price = [], [], [], []
     for k in np.flatnonzero(rule.active).tolist():

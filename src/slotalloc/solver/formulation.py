@@ -93,6 +93,15 @@ class LinearModel:
     def n_rows(self) -> int:
         return sum(b.n_rows for b in self.blocks)
 
+    def block_rows(self) -> dict[str, tuple[int, int]]:
+        """Each row block's name -> its first and past-last row (as LP duals are ordered)."""
+        out: dict[str, tuple[int, int]] = {}
+        row = 0
+        for b in self.blocks:
+            out[b.name] = (row, row + b.n_rows)
+            row += b.n_rows
+        return out
+
     @property
     def objective_step(self) -> int:
         """The gcd of the objective's coefficients: values differ from ``offset`` by its multiples.

@@ -83,8 +83,8 @@ class FloorLagrangian:
         except ValueError:
             return None
         full = np.zeros(f.n_rows)
-        at_lp = _block_rows(f_lp)
-        at = _block_rows(f)
+        at_lp = f_lp.block_rows()
+        at = f.block_rows()
         for name, (lo, hi) in at.items():
             if name == "group_floor":
                 # A ">=" row of a maximisation has a dual <= 0; "-P <= -F" takes its negation.
@@ -120,13 +120,3 @@ class FloorLagrangian:
             self.lag, self.u0, float(score), steps=steps, deadline=deadline
         )
         return None if not np.isfinite(value) else self.lag.safe_bound(value, u)
-
-
-def _block_rows(f: Formulation) -> dict[str, tuple[int, int]]:
-    """Each row block's name -> its first and past-last row."""
-    out: dict[str, tuple[int, int]] = {}
-    row = 0
-    for b in f.blocks:
-        out[b.name] = (row, row + b.n_rows)
-        row += b.n_rows
-    return out
