@@ -75,6 +75,7 @@ from slotalloc.solver.search.fair_repair import (
 )
 from slotalloc.solver.search.lns import FloorBank, LnsBudget, large_neighbourhood_search
 from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
+from slotalloc.solver.search.priority_fix import fix_above_lowest
 from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["FairOptimum", "optimize_fair"]
@@ -136,7 +137,10 @@ def optimize_fair(
     city = None
     lag_bound: int | None = None
     if policy.group_floor and rule is not None and c.n_arcs > params.mip_max_arcs:
-        city = _floors_from_lp(c, rule, start, params, kwargs)
+        if envy_free:
+            city = _both_rules_city(c, rule, start, params, kwargs)
+        else:
+            city = _floors_from_lp(c, rule, start, params, kwargs)
     elif (
         policy.group_floor
         and rule is not None
@@ -182,6 +186,11 @@ def _time_for_envy(
     per_arc = params.envy_resolve_seconds_per_arc
     if policy.group_floor and c.n_arcs <= params.mip_max_arcs:
         per_arc += params.envy_mend_seconds_per_arc
+    elif policy.group_floor:
+        per_arc = params.envy_fixed_seconds_per_arc
+        if ((c.booked_session >= 0) & ~c.locked).any():
+            # a booking that leaves opens a session to a kept request: mend
+            per_arc += params.envy_fixed_mend_seconds_per_arc
     keep = min(0.3 * float(limit), per_arc * c.n_arcs)
     return {**kwargs, "time_limit": float(limit) - keep}
 
@@ -207,7 +216,7 @@ def _envy_free(
     arcs = resolve_envy(c, arcs)
     if rule is not None and not rule.satisfied(arcs):
         mended = None
-        if c.n_arcs <= params.mip_max_arcs:
+        if c.n_arcs <= params.mip_max_arcs or stats.get("strategy") == "both-rules-fixed":
             mended = _mend_floors(c, arcs, rule, params.envy_mend_rounds)
         stats["envy_mended"] = mended is not None
         arcs = start if mended is None else mended
@@ -523,6 +532,74 @@ def _multiplier_steps(
     return 0 if steps < params.bound_min_steps else steps
 
 
+def _floor_bound(
+    c: Compiled, rule: GroupFairness, params: OptimizerParams, time_limit: float | None
+) -> tuple[Formulation, LpRelaxation, int | None, FloorLagrangian | None, dict[str, object]]:
+    """The LP under the floors, and the least of its bound and the Lagrangian bound at its duals."""
+    stats: dict[str, object] = {}
+    t_lp = time.perf_counter()
+    f_lp, lp = _lp_under_floors(c, rule, params, time_limit)
+    stats["lp_bound"] = lp.bound
+    stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
+    bound, lag = lp.bound, None
+    if lp.optimal:
+        lag = FloorLagrangian.build(c, rule, f_lp, lp.duals)
+    if lag is not None:
+        stats["floor_prices"] = lag.prices().tolist()
+        first = lag.bound(lag.u0)
+        stats["lagrangian_bound"] = first
+        if first is not None:
+            bound = first if bound is None else min(bound, first)
+    return f_lp, lp, bound, lag, stats
+
+
+def _both_rules_city(
+    c: Compiled,
+    rule: GroupFairness,
+    fcfs: IntArray,
+    params: OptimizerParams,
+    kwargs: dict[str, Any],
+) -> FairOptimum | None:
+    """Both rules on a city: rule 8's path with the higher priorities kept at FCFS's places.
+
+    See :mod:`slotalloc.solver.search.priority_fix`. The bound is rule 8's on
+    the whole instance (valid under both rules); the restricted instance's
+    bound is not one. The caller resolves whatever envy is left. Returns None
+    when an LP is not solved (then the plain path runs).
+    """
+    det = bool(kwargs.get("deterministic", False))
+    limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
+    t0 = kwargs.get("started") or time.perf_counter()
+    deadline = t0 + limit * (1 - params.reserve)
+    left = None if det else max(0.05, 0.25 * (deadline - time.perf_counter()))
+    _, lp, bound, _, stats = _floor_bound(c, rule, params, left)
+    if not lp.optimal:
+        return None
+    fix = fix_above_lowest(c, fcfs)
+    inner = dict(kwargs, on_progress=None)
+    if not det:
+        inner["started"] = t0
+    out = _floors_from_lp(fix.compiled, fix.rule(rule), fix.to_restricted(fcfs), params, inner)
+    if out is None:
+        return None
+    arcs = fix.to_original(out.arcs)
+    score = score_of_arcs(c, arcs)
+    stats.update({k: v for k, v in out.stats.items() if k not in stats})
+    stats.update(
+        strategy="both-rules-fixed",
+        fixed_requests=int(fix.fixed.sum()),
+        restricted_bound=out.bound,
+    )
+    if bound is not None:
+        bound = build_formulation(c, rule).lattice_floor(bound)
+        if bound < score:  # cannot happen with correct bounds; stay safe
+            bound = None
+    on_progress = kwargs.get("on_progress")
+    if on_progress is not None:
+        on_progress(score, bound)
+    return FairOptimum(arcs=arcs, bound=bound, optimal=bound == score, stats=stats)
+
+
 def _floors_from_lp(
     c: Compiled,
     rule: GroupFairness,
@@ -540,23 +617,12 @@ def _floors_from_lp(
     t0 = kwargs.get("started") or time.perf_counter()
     deadline = t0 + limit * (1 - params.reserve)
     seed = int(kwargs.get("seed", 0))
-    stats: dict[str, object] = {"strategy": "floors-from-lp"}
     left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
-    t_lp = time.perf_counter()
-    f_lp, lp = _lp_under_floors(c, rule, params, left)
-    stats["lp_bound"] = lp.bound
-    stats["lp_seconds"] = round(time.perf_counter() - t_lp, 3)
+    f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)
+    stats["strategy"] = "floors-from-lp"
     if not lp.optimal:
         return None
     A = c.n_arcs
-    bound = lp.bound
-    lag = FloorLagrangian.build(c, rule, f_lp, lp.duals)
-    if lag is not None:
-        stats["floor_prices"] = lag.prices().tolist()
-        first = lag.bound(lag.u0)
-        stats["lagrangian_bound"] = first
-        if first is not None:
-            bound = first if bound is None else min(bound, first)
     start = _lp_start(c, rule, lp.values[:A], fcfs, params, stats)
     f = build_formulation(c, rule)
     steps = 0 if lag is None else _multiplier_steps(c, lag, limit, det, params)
