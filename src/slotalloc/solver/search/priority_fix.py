@@ -26,22 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from slotalloc._typing import BoolArray, IntArray
-from slotalloc.compile import Compiled
+from slotalloc.compile import Compiled, _frozen
 from slotalloc.solver.rows.group_fairness import GroupFairness
 
 __all__ = ["PriorityFix", "fix_above_lowest"]
-
-
-def _frozen(a: npt.ArrayLike, dtype: type = np.int64) -> Any:
-    arr: npt.NDArray[Any] = np.ascontiguousarray(a, dtype=dtype)
-    arr.setflags(write=False)
-    return arr
 
 
 @dataclass(frozen=True, eq=False)
