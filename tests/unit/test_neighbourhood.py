@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from slotalloc._typing import IntArray
 from slotalloc.compile import compile_instance
-from slotalloc.models import Status
+from slotalloc.models import Instance, Status
 from slotalloc.result import result_from_arcs
 from slotalloc.scenarios.xiamen import generate_xiamen
 from slotalloc.solver.build import build_formulation
@@ -16,6 +17,22 @@ from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.neighbourhood import Restrictor, SessionGraph, free_variables
 from slotalloc.solver.search.rounding import round_and_repair
 from slotalloc.verify import verify
+
+
+def _assert_verified(inst: Instance, values: IntArray, score: int | None) -> None:
+    """The verifier accepts the arcs set in ``values``, at ``score``."""
+    c = compile_instance(inst)
+    res = result_from_arcs(
+        c,
+        np.flatnonzero(values[: c.n_arcs]),
+        status=Status.FEASIBLE,
+        bound=None,
+        stats={},
+        instance_name=inst.name,
+    )
+    report = verify(inst, res.to_solution())
+    assert report.accepted, report.violations
+    assert report.score == score
 
 
 @pytest.mark.parametrize("grown", [True, False])
@@ -45,14 +62,31 @@ def test_sub_model_optimum_equals_the_fixed_full_model_optimum(seed: int, grown:
     values = start.copy()
     assert part.values is not None
     values[idx] = part.values
-    res = result_from_arcs(
-        c,
-        np.flatnonzero(values[: c.n_arcs]),
-        status=Status.FEASIBLE,
-        bound=None,
-        stats={},
-        instance_name=inst.name,
+    _assert_verified(inst, values, part.objective)
+
+
+def test_regression_lns_deterministic_budget_ends_when_steps_cost_nothing() -> None:
+    # CP-SAT charges 0 deterministic time for these sub-models: the search used to
+    # go on for ever under a deterministic budget (seen on tiny models under both
+    # fairness rules). Each step now costs at least MIN_STEP_DTIME.
+    from slotalloc.solver.search.lns import (
+        MIN_STEP_DTIME,
+        LnsBudget,
+        large_neighbourhood_search,
     )
-    report = verify(inst, res.to_solution())
-    assert report.accepted, report.violations
-    assert report.score == part.objective
+
+    inst = generate_xiamen(2, 30, 1)
+    c = compile_instance(inst)
+    f = build_formulation(c)
+    start = f.values_of_arcs(round_and_repair(c, None))
+    out = large_neighbourhood_search(
+        f,
+        start,
+        int(f.obj @ start + f.offset),
+        LnsBudget(dtime=0.2),
+        lanes=1,
+    )
+    assert 0 < out.steps <= 0.2 / MIN_STEP_DTIME + 1
+    whole = run_cpsat(f, max_time=20)
+    assert whole.optimal and out.objective == whole.objective
+    _assert_verified(inst, out.values, out.objective)

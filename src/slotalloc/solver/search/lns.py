@@ -27,6 +27,11 @@ from slotalloc.solver.mip import MipProcess, violated_rows
 from slotalloc.solver.search.cpsat_run import CpRun, run_cpsat
 from slotalloc.solver.search.neighbourhood import Restrictor, SessionGraph, free_variables
 
+#: What one step charges a deterministic budget at least. CP-SAT reports 0 for a
+#: sub-model presolve empties, and a budget that is never spent never ends (a
+#: tiny model under both fairness rules looped forever).
+MIN_STEP_DTIME = 1e-3
+
 __all__ = ["FloorBank", "LnsBudget", "LnsOutcome", "large_neighbourhood_search"]
 
 log = logging.getLogger(__name__)
@@ -394,7 +399,7 @@ class _Search:
     def merge(self, job: _Job, run: CpRun, base: int) -> None:
         """Take one lane's result; ``base`` is the score its sub-model was built at."""
         self.steps += 1
-        self.spent += run.deterministic_time
+        self.spent += max(run.deterministic_time, MIN_STEP_DTIME)
         if self.bank is not None:
             self.merge_banked(job, run, base)
         elif run.values is not None and run.objective is not None and run.objective > base:
@@ -525,7 +530,7 @@ class _Search:
         found: dict[int, IntArray] = {}
         for k, run in enumerate(runs):
             self.steps += 1
-            self.spent += run.deterministic_time
+            self.spent += max(run.deterministic_time, MIN_STEP_DTIME)
             if run.values is not None and run.objective is not None and run.objective > base:
                 gains.append((run.objective - base, k))
                 found[k] = run.values
