@@ -3,6 +3,8 @@
 Prints one JSON line: the score against the bound, the verifier's verdict,
 the justified-envy pairs, child places against FCFS in priority order and the
 groups served below it (rule 8's reference under both rules), and the strategy.
+With ``--compare``, the plain optimiser and rule 8 alone are run too (the same
+budget), and their child places printed beside: what both rules cost.
 Old code beside new: run it with ``PYTHONPATH=/tmp/old/src`` (``git archive REV
 src | tar -x -C /tmp/old``), then without, alternating, city by city.
 
@@ -71,8 +73,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("city", choices=sorted(pool))
     ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--compare", action="store_true", help="also the plain optimiser and rule 8")
     args = ap.parse_args()
-    data = generate_xiamen(**pool[args.city]).model_dump(mode="json")  # type: ignore[arg-type]
+    base = generate_xiamen(**pool[args.city])  # type: ignore[arg-type]
+    data = base.model_dump(mode="json")
     data["policy"]["fairness"] = {"group_floor": "fcfs", "priority": "no_justified_envy"}
     inst = Instance.model_validate(data)
     load = os.getloadavg()[0]
@@ -98,6 +102,17 @@ def main() -> None:
         "wall_s": round(wall, 1),
         "load": round(load, 2),
     }
+    if args.compare:
+        for name, rules in [("plain", None), ("rule8", {"group_floor": "fcfs"})]:
+            d = base.model_dump(mode="json")
+            d["policy"]["fairness"] = rules
+            other = Instance.model_validate(d)
+            r = solve(other, time_limit=args.time_limit, seed=0)
+            rep = verify(other, r.to_solution())
+            got = group_places(other, [(a.request, a.session) for a in r.assignments])
+            row[f"{name}_accepted"] = rep.accepted and rep.score == r.score
+            row[f"{name}_child_places"] = sum(got.values())
+            row[f"{name}_score"] = r.score
     print(json.dumps(row))
 
 
