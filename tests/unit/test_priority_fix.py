@@ -11,11 +11,12 @@ from slotalloc.models import Instance
 from slotalloc.result import Status, result_from_arcs, score_of_arcs
 from slotalloc.scenarios.xiamen import generate_xiamen
 from slotalloc.solver.build import build_formulation
-from slotalloc.solver.fair import FairOptimum, optimize_fair
+from slotalloc.solver.fair import FairOptimum, _rebooked, optimize_fair
 from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.mip import violated_rows
 from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import OptimizerParams
+from slotalloc.solver.rows.group_fairness import group_floor
 from slotalloc.solver.search.priority_fix import fix_above_lowest
 from slotalloc.verify import VerificationReport, fairness_violations, verify
 from strategies import instances
@@ -110,3 +111,39 @@ def test_both_rules_on_the_city_path_are_verified_and_bounded_by_brute_force(
     assert report.score <= best
     # the bound is a bound under both rules, not the restricted model's
     assert out.bound is None or out.bound >= best
+
+
+CUT = {"tight": True, "priorities": "mix", "bookings": 0.3, "locked": 0.1}
+
+
+def test_dropped_bookings_taken_first_keep_both_rules_and_score_more() -> None:
+    # Caregivers cut: FCFS in priority order drops bookings that could move.
+    for seed, requests, sites in [(2, 600, 4), (3, 1500, 8)]:
+        inst = _with(generate_xiamen(seed, requests, sites, cut=sites // 2, **CUT), BOTH)  # type: ignore[arg-type]
+        c = compile_instance(inst)
+        fcfs = first_come_first_served(c, priority_order=True)
+        assert fcfs is not None
+        rule = group_floor(c, fcfs)
+        ref = _rebooked(c, rule, fcfs)
+        assert score_of_arcs(c, ref) > score_of_arcs(c, fcfs)
+        kept = c.booked_session[c.arc_req[ref]] >= 0
+        assert kept.sum() > (c.booked_session[c.arc_req[fcfs]] >= 0).sum()
+        res = result_from_arcs(
+            c, ref, status=Status.FEASIBLE, bound=None, stats={}, instance_name=None
+        )
+        report = verify(inst, res.to_solution())
+        assert report.accepted, report.verdict  # both rules, from the verifier's own FCFS
+        assert report.score == score_of_arcs(c, ref)
+
+
+def test_both_rules_on_the_city_path_with_cut_caregivers_rebook_and_are_verified() -> None:
+    inst = _with(generate_xiamen(2, 600, 4, cut=2, **CUT), BOTH)  # type: ignore[arg-type]
+    c = compile_instance(inst)
+    out, report = _solved(inst, c)
+    assert report.accepted, report.verdict
+    assert out.stats["strategy"] == "both-rules-fixed"
+    assert int(out.stats["rebooked"]) > 0  # type: ignore[call-overload]
+    fcfs = first_come_first_served(c, priority_order=True)
+    assert fcfs is not None and report.score is not None
+    assert report.score > score_of_arcs(c, _rebooked(c, group_floor(c, fcfs), fcfs))
+    assert out.bound is not None and out.bound >= report.score

@@ -23,13 +23,17 @@ __all__ = ["first_come_first_served"]
 
 
 def first_come_first_served(
-    c: Compiled, *, priority_order: bool = False
+    c: Compiled, *, priority_order: bool = False, rebook: npt.ArrayLike | None = None
 ) -> npt.NDArray[np.int64] | None:
     """The chosen arcs of the baseline, or None when a locked booking cannot be kept.
 
     With ``priority_order`` (FORMAT §2 "Priority order"), after the bookings
     every request not yet assigned, dropped bookings included, is taken in
-    decreasing priority, file order within a priority.
+    decreasing priority, file order within a priority. ``rebook`` (not
+    FORMAT's baseline; only with ``priority_order``), a mask over requests:
+    those of them left unassigned go first, before every other request.
+    Rule 9 never counts a booking, so with bookings only in it the answer is
+    still free of justified envy.
     """
     occ = Occupancy(c)
     arc_sess = c.arc_sess.tolist()
@@ -63,7 +67,11 @@ def first_come_first_served(
     if priority_order:
         placed = set(c.arc_req[np.asarray(chosen, dtype=np.int64)].tolist())
         prio = c.req_priority.tolist()
-        rest = sorted((r for r in range(c.n_requests) if r not in placed), key=lambda r: -prio[r])
+        first = [False] * c.n_requests if rebook is None else np.asarray(rebook).tolist()
+        rest = sorted(
+            (r for r in range(c.n_requests) if r not in placed),
+            key=lambda r: (not first[r], -prio[r]),
+        )
     else:
         rest = [r for r in range(c.n_requests) if booked[r] < 0]
     for r in rest:
