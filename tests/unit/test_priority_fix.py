@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from brute import brute_force
@@ -147,3 +150,32 @@ def test_both_rules_on_the_city_path_with_cut_caregivers_rebook_and_are_verified
     assert fcfs is not None and report.score is not None
     assert report.score > score_of_arcs(c, _rebooked(c, group_floor(c, fcfs), fcfs))
     assert out.bound is not None and out.bound >= report.score
+
+
+def test_regression_both_rules_city_whose_bound_lp_times_out_keeps_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The LP bound over the whole city timed out once (seed 13) and the city
+    # fell back to FCFS in priority order; now the answer stands, without a bound.
+    import slotalloc.solver.fair as fair
+
+    real = fair._floor_bound
+    calls: list[int] = []
+
+    def first_times_out(*args: object) -> object:
+        calls.append(1)
+        f_lp, lp, _bound, lag, stats = real(*args)  # type: ignore[arg-type]
+        if len(calls) == 1:
+            return f_lp, dataclasses.replace(lp, optimal=False, bound=None), None, None, stats
+        return f_lp, lp, _bound, lag, stats
+
+    monkeypatch.setattr(fair, "_floor_bound", first_times_out)
+    inst = _with(generate_xiamen(9, 300, 3, priorities="mix"), BOTH)
+    c = compile_instance(inst)
+    out, report = _solved(inst, c)
+    assert len(calls) == 2
+    assert report.accepted, report.verdict
+    assert out.stats["strategy"] == "both-rules-fixed" and out.bound is None
+    fcfs = first_come_first_served(c, priority_order=True)
+    assert fcfs is not None and report.score is not None
+    assert report.score > score_of_arcs(c, fcfs)

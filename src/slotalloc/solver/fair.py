@@ -564,17 +564,18 @@ def _both_rules_city(
 
     See :mod:`slotalloc.solver.search.priority_fix`. The bound is rule 8's on
     the whole instance (valid under both rules); the restricted instance's
-    bound is not one. The caller resolves whatever envy is left. Returns None
-    when an LP is not solved (then the plain path runs).
+    bound is not one. The caller resolves whatever envy is left. When that
+    LP is not solved in its share of the time, the answer has no bound.
+    Returns None when the restricted instance's LP is not solved (then the
+    plain path runs).
     """
     det = bool(kwargs.get("deterministic", False))
     limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
     t0 = kwargs.get("started") or time.perf_counter()
     deadline = t0 + limit * (1 - params.reserve)
-    left = None if det else max(0.05, 0.25 * (deadline - time.perf_counter()))
-    _, lp, bound, _, stats = _floor_bound(c, rule, params, left)
-    if not lp.optimal:
-        return None
+    share = params.both_rules_bound_share
+    left = None if det else max(0.05, share * (deadline - time.perf_counter()))
+    _, _lp, bound, _, stats = _floor_bound(c, rule, params, left)
     ref = _rebooked(c, rule, fcfs)
     fix = fix_above_lowest(c, ref)
     inner = dict(kwargs, on_progress=None)
