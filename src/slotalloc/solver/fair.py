@@ -269,10 +269,7 @@ def _lazy_envy(
     optimum under them. Out of budget, the best envy-free assignment seen is
     kept (``start``, FCFS in priority order, meets both rules).
     """
-    det = bool(kwargs.get("deterministic", False))
-    limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
-    t0 = kwargs.get("started") or time.perf_counter()
-    deadline = t0 + float(limit) * (1 - params.reserve)
+    det, limit, t0, deadline = _clock(kwargs, params)
     seed = int(kwargs.get("seed", 0))
 
     best = np.asarray(start, dtype=np.int64)
@@ -359,9 +356,7 @@ def _support_mip(
     and the Lagrangian bound with the floors dualised at the LP's duals
     (:class:`~slotalloc.solver.bounds.floors.FloorLagrangian`; None without one).
     """
-    limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
-    t0 = kwargs.get("started") or time.perf_counter()
-    deadline = t0 + limit * (1 - params.reserve)
+    _, limit, _, deadline = _clock(kwargs, params)
     f_lp, lp = _lp_under_floors(c, rule, params, max(0.05, 0.25 * (deadline - time.perf_counter())))
     if not lp.optimal:
         return None, None
@@ -532,6 +527,14 @@ def _multiplier_steps(
     return 0 if steps < params.bound_min_steps else steps
 
 
+def _clock(kwargs: dict[str, Any], params: OptimizerParams) -> tuple[bool, float, float, float]:
+    """Whether the run is deterministic, its time limit, its start and its deadline."""
+    det = bool(kwargs.get("deterministic", False))
+    limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
+    t0 = kwargs.get("started") or time.perf_counter()
+    return det, limit, t0, t0 + limit * (1 - params.reserve)
+
+
 def _floor_bound(
     c: Compiled, rule: GroupFairness, params: OptimizerParams, time_limit: float | None
 ) -> tuple[Formulation, LpRelaxation, int | None, FloorLagrangian | None, dict[str, object]]:
@@ -569,10 +572,7 @@ def _both_rules_city(
     Returns None when the restricted instance's LP is not solved (then the
     plain path runs).
     """
-    det = bool(kwargs.get("deterministic", False))
-    limit = float(DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"])
-    t0 = kwargs.get("started") or time.perf_counter()
-    deadline = t0 + limit * (1 - params.reserve)
+    det, _, t0, deadline = _clock(kwargs, params)
     share = params.both_rules_bound_share
     left = None if det else max(0.05, share * (deadline - time.perf_counter()))
     _, _lp, bound, _, stats = _floor_bound(c, rule, params, left)
@@ -612,10 +612,11 @@ def _rebooked(c: Compiled, rule: GroupFairness, fcfs: IntArray) -> IntArray:
     dropped 19 and 21 bookings (100 000 each) where rule 8 alone drops 4
     and 5. Rule 9 never counts a booking, so taking dropped bookings first
     keeps the answer free of justified envy, but it can push a group below
-    its floor (g6, all 27 first: 7 older children short). The longest prefix
-    (in booking order) that keeps the floors is searched by bisection, a
-    few FCFS passes; the best-scoring assignment meeting them is returned
-    (``fcfs`` itself at the least).
+    its floor (g6, all 27 first: 7 older children short). A prefix (in
+    booking order) that keeps the floors is searched by bisection, a few FCFS
+    passes (the floors need not hold for every shorter prefix, so it is the
+    longest only when they do); the best-scoring assignment meeting them is
+    returned (``fcfs`` itself at the least).
     """
     placed = np.zeros(c.n_requests, dtype=np.bool_)
     placed[c.arc_req[fcfs]] = True
@@ -630,8 +631,9 @@ def _rebooked(c: Compiled, rule: GroupFairness, fcfs: IntArray) -> IntArray:
         arcs = first_come_first_served(c, priority_order=True, rebook=mask)
         if arcs is not None and rule.satisfied(arcs):
             lo = mid
-            if score_of_arcs(c, arcs) > best_score:
-                best, best_score = arcs, score_of_arcs(c, arcs)
+            score = score_of_arcs(c, arcs)
+            if score > best_score:
+                best, best_score = arcs, score
         else:
             hi = mid - 1
     return best
@@ -648,11 +650,7 @@ def _floors_from_lp(
 
     Returns None when the LP is not solved (then the plain path runs).
     """
-    det = bool(kwargs.get("deterministic", False))
-    limit = DEFAULT_TIME_LIMIT if kwargs.get("time_limit") is None else kwargs["time_limit"]
-    limit = float(limit)
-    t0 = kwargs.get("started") or time.perf_counter()
-    deadline = t0 + limit * (1 - params.reserve)
+    det, limit, _, deadline = _clock(kwargs, params)
     seed = int(kwargs.get("seed", 0))
     left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
     f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)

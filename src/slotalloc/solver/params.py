@@ -78,15 +78,15 @@ class OptimizerParams:
     #: Measured: 0.27 s to find no triple on 64 437 arcs; 0.36 s to find 24 and
     #: 0.52 s to resolve them on 54 968 arcs (1.6e-5 s per arc).
     envy_fixed_seconds_per_arc: float = 1.6e-5
+    #: ... and, on those with unlocked bookings, for mending a floor the resolve
+    #: broke (``envy_mend_rounds``). Measured: 1.45 s on seed 13 (20k requests,
+    #: 20 % booked, 30 cuts) and 0.69 s on u61 (18k, 20 % booked, pooled).
+    envy_fixed_mend_seconds_per_arc: float = 3.0e-5
     #: Both rules on cities: the share of the time left that the LP bound over
     #: the whole city may take (it returns when solved). At 0.25 (about 2.2 s of
     #: 10) it timed out on seed 13 in one run of five (1.7 s in another), and
     #: the city fell back to FCFS in priority order (8 496 520 against 9 126 830).
     both_rules_bound_share: float = 0.4
-    #: ... and, on those with unlocked bookings, for mending a floor the resolve
-    #: broke (``envy_mend_rounds``). Measured: 1.45 s on seed 13 (20k requests,
-    #: 20 % booked, 30 cuts) and 0.69 s on u61 (18k, 20 % booked, pooled).
-    envy_fixed_mend_seconds_per_arc: float = 3.0e-5
     #: Both rules on districts (up to ``mip_max_arcs``): when resolving the envy
     #: breaks a floor, rounds of a repair that makes room only with requests of at
     #: most the entrant's priority, each resolved again; and the seconds per arc

@@ -70,7 +70,9 @@ def fix_above_lowest(c: Compiled, fcfs: npt.ArrayLike) -> PriorityFix:
     c
         The compiled instance.
     fcfs
-        A valid assignment meeting both rules: FCFS in priority order.
+        A valid assignment meeting both rules: FCFS in priority order, or
+        that with some of its dropped bookings taken first
+        (``first_come_first_served(rebook=...)``, which rule 9 does not see).
     """
     R, A = c.n_requests, c.n_arcs
     chosen = np.asarray(fcfs, dtype=np.int64)
