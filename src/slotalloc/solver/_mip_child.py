@@ -9,6 +9,7 @@ HiGHS ignores interrupters and callbacks).
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 
@@ -25,6 +26,11 @@ def main() -> int:
     from ortools.math_opt.core.python import solver as core
     from ortools.math_opt.python import init_arguments, mathopt
 
+    # HiGHS sometimes prints to stdout from C++ (seen: a line from
+    # transformNewIntegerFeasibleSolution), which would corrupt the answer's
+    # frame: the answer goes to a copy of stdout, and fd 1 to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     inp = sys.stdin.buffer
     model = model_pb2.ModelProto.FromString(_read(inp))
     params = parameters_pb2.SolveParametersProto.FromString(_read(inp))
@@ -40,9 +46,9 @@ def main() -> int:
         None,
         None,
     )
-    out = res.SerializeToString()
-    sys.stdout.buffer.write(struct.pack("<Q", len(out)) + out)
-    sys.stdout.buffer.flush()
+    blob = res.SerializeToString()
+    out.write(struct.pack("<Q", len(blob)) + blob)
+    out.flush()
     return 0
 
 

@@ -20,7 +20,10 @@ climbs slowly (84.6 % of the bound in 10 s). There the start comes from the LP
 under the floors (:func:`_floors_from_lp`): it is nearly integral, so rounded
 (:func:`slotalloc.solver.search.rounding.round_and_repair`) it falls a few
 dozen children short of a floor, which a repair by insertion with eviction
-makes up (:func:`slotalloc.solver.search.fair_repair.repair_rows`); the
+makes up (:func:`slotalloc.solver.search.fair_repair.repair_rows`). Where
+caregivers were cut and FCFS drops bookings, the bookings are first arranged
+alone by HiGHS (:mod:`slotalloc.solver.search.bookings`) on the other core
+while the LP is solved, and the rounding places them first; the
 start is then re-solved where it and the LP disagree (:func:`_rins`: first
 the disagreeing arcs alone, then every arc of their requests), which trades a
 floor's children between distant sessions as the neighbourhood search, grown
@@ -67,6 +70,7 @@ from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
+from slotalloc.solver.search.bookings import BookingsArrangement, keeps_bookings
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import (
     anchored_lp_rounding,
@@ -397,18 +401,29 @@ def _lp_start(
     fcfs: IntArray,
     params: OptimizerParams,
     stats: dict[str, object],
+    kept: IntArray | None = None,
 ) -> IntArray:
-    """The LP point under the floors rounded and repaired to them, or FCFS if better."""
+    """The LP point under the floors rounded and repaired to them, or FCFS if better.
+
+    ``kept``: the bookings as HiGHS arranges them alone, placed first when
+    the floors can be repaired around them.
+    """
     # Nearly integral: rounded, it falls a few children short of a floor,
     # which the repair inserts, trying the arcs the LP uses first.
     t = time.perf_counter()
-    repaired = repair_lp_rounding(c, values, rule, params.floor_prefer_value)
-    how = "lp-repaired"
-    if repaired is None:
-        # Tight rooms with many bookings and locks leave the repair too little
-        # to evict: round around FCFS's placements of the short groups instead.
-        repaired = anchored_lp_rounding(c, values, rule, fcfs, params.floor_prefer_value)
-        how = "lp-anchored"
+    prefer = params.floor_prefer_value
+    repaired = None
+    for first in [kept, None] if kept is not None else [None]:
+        tag = "" if first is None else "-bookings"
+        repaired = repair_lp_rounding(c, values, rule, prefer, start=first)
+        how = "lp-repaired" + tag
+        if repaired is None:
+            # Tight rooms with many bookings and locks leave the repair too little
+            # to evict: round around FCFS's placements of the short groups instead.
+            repaired = anchored_lp_rounding(c, values, rule, fcfs, prefer, start=first)
+            how = "lp-anchored" + tag
+        if repaired is not None:
+            break
     start = np.asarray(fcfs, dtype=np.int64)
     if repaired is not None and score_of_arcs(c, repaired) > score_of_arcs(c, start):
         start = repaired
@@ -653,12 +668,26 @@ def _floors_from_lp(
     det, limit, _, deadline = _clock(kwargs, params)
     seed = int(kwargs.get("seed", 0))
     left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
+    # When caregivers were cut, FCFS drops bookings that could move: HiGHS
+    # arranges the bookings alone on the other core while GLOP solves the LP.
+    movable = (c.drop_cost > 0) & ~c.locked
+    arranging = None
+    t_mip = time.perf_counter()
+    share = 0.0 if det else params.floor_bookings_share
+    if share > 0 and movable.any() and not keeps_bookings(c, fcfs):
+        arranging = BookingsArrangement(build_formulation(c), fcfs, time_limit=share * limit)
     f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)
     stats["strategy"] = "floors-from-lp"
+    kept = None
+    if arranging is not None:
+        kept = arranging.result()
+        stats["bookings_mip_seconds"] = round(time.perf_counter() - t_mip, 3)
+        if kept is not None:
+            stats["bookings_mip_score"] = score_of_arcs(c, kept)
     if not lp.optimal:
         return None
     A = c.n_arcs
-    start = _lp_start(c, rule, lp.values[:A], fcfs, params, stats)
+    start = _lp_start(c, rule, lp.values[:A], fcfs, params, stats, kept)
     f = build_formulation(c, rule)
     steps = 0 if lag is None else _multiplier_steps(c, lag, limit, det, params)
     search_end = deadline - (params.floor_bound_share * limit if steps and not det else 0.0)

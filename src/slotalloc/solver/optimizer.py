@@ -57,10 +57,10 @@ from slotalloc.solver.mip import MipProcess
 from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
+from slotalloc.solver.search.bookings import arrange_bookings, keeps_bookings
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import repair_lp_rounding
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
-from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["DEFAULT_TIME_LIMIT", "PARAMS", "OptimizerParams", "Optimum", "optimize"]
@@ -409,7 +409,7 @@ def _search(
     # Only when the bookings cannot all stay (the greedy start, which keeps
     # every booking that fits, had to leave one out): with every booking
     # valid the phase would only take time from the full search.
-    kept_all = _keeps_bookings(c, greedy)
+    kept_all = keeps_bookings(c, greedy)
     stats["bookings_all_kept"] = kept_all
     rebalance = fairness is None and movable.any() and not booked.all() and not kept_all
     budget = LnsBudget(dtime=run.limit) if run.deterministic else LnsBudget(deadline=run.deadline)
@@ -459,7 +459,7 @@ def _bookings_by_mip(run: _Run, lp: LpRelaxation, greedy: IntArray) -> list[IntA
     """
     c = run.c
     t = time.perf_counter()
-    kept = _arrange_bookings(run.f, greedy, time_limit=0.5 * max(0.0, run.left()))
+    kept = arrange_bookings(run.f, greedy, time_limit=0.5 * max(0.0, run.left()))
     run.stats["bookings_mip_seconds"] = round(time.perf_counter() - t, 4)
     if kept is None:
         return []
@@ -546,35 +546,3 @@ def _multipliers(run: _Run, bounds: _Bounds, score: int, bound: int) -> int:
     if improved_bound is not None and improved_bound < bound:
         return improved_bound
     return bound
-
-
-def _keeps_bookings(c: Compiled, arcs: IntArray) -> bool:
-    """Whether every booked request sits at its booked session in ``arcs``."""
-    booked = c.booked_session >= 0
-    at = np.full(c.n_requests, -1, dtype=np.int64)
-    at[c.arc_req[arcs]] = c.arc_sess[arcs]
-    return bool(np.all(at[booked] == c.booked_session[booked]))
-
-
-def _arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> IntArray | None:
-    """The best arrangement of the booked requests alone, by HiGHS; None without one.
-
-    Every unbooked request is left out (fixed unassigned), so the model holds only
-    the bookings' arcs and the rows they touch; ``start`` (a valid assignment)
-    gives the hint. Valid for the full model too, every rule being monotone.
-    """
-    c = f.c
-    A = c.n_arcs
-    booked = c.drop_cost > 0
-    locked_arcs = np.flatnonzero(c.locked[c.arc_req])
-    values = f.values_of_arcs(locked_arcs)
-    free = free_variables(f, np.flatnonzero(booked & ~c.locked))
-    sub, idx = Restrictor(f)(free, values)
-    mine = start[booked[c.arc_req[start]]]
-    # In a child process: HiGHS may write to stderr, and nothing below the CLI prints.
-    job = MipProcess(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[idx])
-    run = job.result(timeout=time_limit + 0.5)
-    if run.values is None:
-        return None
-    values[idx] = run.values
-    return np.flatnonzero(values[:A]).astype(np.int64)

@@ -331,16 +331,21 @@ def _fill(st: _State) -> None:
 
 
 def repair_lp_rounding(
-    c: Compiled, values: npt.ArrayLike, rule: GroupFairness, prefer_value: float
+    c: Compiled,
+    values: npt.ArrayLike,
+    rule: GroupFairness,
+    prefer_value: float,
+    start: IntArray | None = None,
 ) -> IntArray | None:
     """An LP point rounded without the rows, then repaired to them by insertion.
 
     The insertions try first the arcs worth more than ``prefer_value`` in the
-    LP (``prefer_value >= 1``: no preference). None when the rounding or the
-    repair fails.
+    LP (``prefer_value >= 1``: no preference). ``start`` (e.g. the bookings
+    as :mod:`slotalloc.solver.search.bookings` arranges them) is placed
+    before the rounding. None when the rounding or the repair fails.
     """
     vals = np.asarray(values, dtype=np.float64)[: c.n_arcs]
-    rounded = round_and_repair(c, vals)
+    rounded = round_and_repair(c, vals, start=start)
     if rounded is None:
         return None
     prefer = vals > prefer_value if prefer_value < 1 else None
@@ -353,6 +358,7 @@ def anchored_lp_rounding(
     rule: GroupFairness,
     fcfs: IntArray,
     prefer_value: float,
+    start: IntArray | None = None,
 ) -> IntArray | None:
     """The LP point rounded around FCFS's placements of the groups it leaves short.
 
@@ -363,10 +369,12 @@ def anchored_lp_rounding(
     LP's rounding fills around them, and the repair makes up the other rows.
     The shortest row is anchored alone first, then the two shortest, and so
     on, last every row (all of FCFS, filled around: it meets every floor); the
-    first that meets every row is returned, None if none does.
+    first that meets every row is returned, None if none does. ``start`` is
+    placed before the anchor: the bookings arranged alone, whose drops cost
+    more than the few placements of a short group they may displace.
     """
     vals = np.asarray(values, dtype=np.float64)[: c.n_arcs]
-    rounded = round_and_repair(c, vals)
+    rounded = round_and_repair(c, vals, start=start)
     if rounded is None:
         return None
     slack = rule.slack(rounded)
@@ -378,10 +386,11 @@ def anchored_lp_rounding(
     tries = [rows[:k] for k in range(1, rows.shape[0] + 1)] + [np.flatnonzero(rule.active)]
     for anchored in tries:
         anchor = fcfs[carries[:, anchored].any(axis=1)]
-        start = round_and_repair(c, vals, start=anchor)
-        if start is None:
+        first = anchor if start is None else np.concatenate([start, anchor])
+        placed = round_and_repair(c, vals, start=first)
+        if placed is None:
             continue
-        out = start if rule.satisfied(start) else repair_rows(c, start, rule, prefer=prefer)
+        out = placed if rule.satisfied(placed) else repair_rows(c, placed, rule, prefer=prefer)
         if out is not None:
             return out
     return None

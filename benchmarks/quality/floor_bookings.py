@@ -1,0 +1,103 @@
+"""Rule 8 (``group_floor: "fcfs"``) on one city where caregivers were cut: one verified run.
+
+Prints one JSON line: whether FCFS drops a booking (only then are the
+bookings arranged alone by HiGHS beside the LP, ``floor_bookings_share``),
+the start the city path took and its score, the answer's score against its
+bound, its dropped bookings, and the verifier's verdict. With ``--plain``
+the plain optimiser (no fairness rule) runs instead: its bookings phase
+reads HiGHS's answer from the same child process.
+
+Old code beside new: run it with ``PYTHONPATH=/tmp/old/src`` (``git archive REV
+src | tar -x -C /tmp/old``), then without, alternating, city by city.
+
+Run: ``python benchmarks/quality/floor_bookings.py g6 --time-limit 10``
+(keys as ``both_rules_city.py``'s, s21 ... t505 and g5-g7, and c1-c4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from both_rules_city import cities
+
+from slotalloc import solve
+from slotalloc.models import Instance
+from slotalloc.scenarios.xiamen import generate_xiamen
+from slotalloc.verify import fcfs_assignment, verify
+
+#: Cities with caregivers cut, first run in session 16 (never tuned on): more
+#: bookings, locks, pooled staffing, overlap, tight rooms, the priority mix.
+CUTS: dict[str, dict[str, object]] = {
+    "c1": {"seed": 901, "requests": 20000, "bookings": 0.3, "cut": 20, "priorities": "mix"},
+    "c2": {
+        "seed": 902,
+        "requests": 24000,
+        "staffing": "pooled",
+        "bookings": 0.4,
+        "locked": 0.05,
+        "cut": 40,
+    },
+    "c3": {
+        "seed": 903,
+        "requests": 18000,
+        "overlap": True,
+        "tight": True,
+        "bookings": 0.2,
+        "cut": 25,
+    },
+    "c4": {"seed": 904, "requests": 20000, "bookings": 0.4, "locked": 0.2, "cut": 10},
+}
+
+
+def main() -> None:
+    pool = {**cities(), **CUTS}
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("city", choices=sorted(pool))
+    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--plain", action="store_true", help="the plain optimiser instead of rule 8")
+    args = ap.parse_args()
+    data = generate_xiamen(**pool[args.city]).model_dump(mode="json")  # type: ignore[arg-type]
+    if not args.plain:
+        data["policy"]["fairness"] = {"group_floor": "fcfs"}
+    inst = Instance.model_validate(data)
+    booked = {b.request for b in inst.bookings}
+    fcfs = {r for r, _ in fcfs_assignment(inst) or []}
+    load = os.getloadavg()[0]
+    t = time.perf_counter()
+    res = solve(inst, time_limit=args.time_limit, seed=0)
+    wall = time.perf_counter() - t
+    report = verify(inst, res.to_solution())
+    placed = {a.request for a in res.assignments}
+    fig = res.stats.figures
+    row = {
+        "city": args.city,
+        "policy": "plain" if args.plain else "group_floor",
+        "code": os.environ.get("PYTHONPATH", "new") or "new",
+        "load": round(load, 2),
+        "accepted": report.accepted,
+        "fcfs_drops": len(booked - fcfs),
+        "start": fig.get("start"),
+        "start_score": fig.get("repaired_score"),
+        "bookings_mip_seconds": fig.get("bookings_mip_seconds"),
+        "bookings_mip_score": fig.get("bookings_mip_score"),
+        "score": res.score,
+        "bound": res.bound,
+        "pct_of_bound": None
+        if not res.bound or res.score is None
+        else float(np.round(100 * res.score / res.bound, 3)),
+        "drops": len(booked - placed),
+        "wall_s": round(wall, 1),
+    }
+    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
