@@ -10,6 +10,9 @@ reads HiGHS's answer from the same child process.
 Old code beside new: run it with ``PYTHONPATH=/tmp/old/src`` (``git archive REV
 src | tar -x -C /tmp/old``), then without, alternating, city by city.
 
+``--set floor_rins_share=0.2`` replaces one of the fair path's tuning
+constants for the run (measuring it).
+
 Run: ``python benchmarks/quality/floor_bookings.py g6 --time-limit 10``
 (keys as ``both_rules_city.py``'s, s21 ... t505 and g5-g7, and c1-c4).
 """
@@ -17,6 +20,7 @@ Run: ``python benchmarks/quality/floor_bookings.py g6 --time-limit 10``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from both_rules_city import cities
 
+import slotalloc.solver.fair as fair
 from slotalloc import solve
 from slotalloc.models import Instance
 from slotalloc.scenarios.xiamen import generate_xiamen
@@ -63,7 +68,18 @@ def main() -> None:
     ap.add_argument("city", choices=sorted(pool))
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--plain", action="store_true", help="the plain optimiser instead of rule 8")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a tuning constant of the fair path (OptimizerParams field), for measuring it",
+    )
     args = ap.parse_args()
+    for item in args.set:
+        name, value = item.split("=", 1)
+        kind = type(getattr(fair.PARAMS, name))
+        fair.PARAMS = dataclasses.replace(fair.PARAMS, **{name: kind(value)})
     data = generate_xiamen(**pool[args.city]).model_dump(mode="json")  # type: ignore[arg-type]
     if not args.plain:
         data["policy"]["fairness"] = {"group_floor": "fcfs"}
@@ -81,6 +97,7 @@ def main() -> None:
         "city": args.city,
         "policy": "plain" if args.plain else "group_floor",
         "code": os.environ.get("PYTHONPATH", "new") or "new",
+        "set": args.set,
         "load": round(load, 2),
         "accepted": report.accepted,
         "fcfs_drops": len(booked - fcfs),
