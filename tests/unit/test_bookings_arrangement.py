@@ -95,3 +95,15 @@ def test_the_city_path_places_the_arranged_bookings_first_when_fcfs_drops_some()
     assert not str(off["start"]).endswith("-bookings") and "bookings_mip_seconds" not in off
     # The drops the arrangement avoids are worth far more than what the floors cost.
     assert int(on["repaired_score"]) > int(off["repaired_score"])  # type: ignore[call-overload]
+
+
+def test_the_arrangement_can_be_ended_and_then_has_no_answer() -> None:
+    from slotalloc.solver.search.bookings import BookingsArrangement
+
+    inst = _district_with_a_caregiver_cut()
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    job = BookingsArrangement(build_formulation(c), fcfs, time_limit=30.0)
+    job.stop()
+    assert job.result(timeout=5.0) is None

@@ -676,7 +676,12 @@ def _floors_from_lp(
     share = 0.0 if det else params.floor_bookings_share
     if share > 0 and movable.any() and not keeps_bookings(c, fcfs):
         arranging = BookingsArrangement(build_formulation(c), fcfs, time_limit=share * limit)
-    f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)
+    try:
+        f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)
+    except BaseException:
+        if arranging is not None:
+            arranging.stop()
+        raise
     stats["strategy"] = "floors-from-lp"
     kept = None
     if arranging is not None:

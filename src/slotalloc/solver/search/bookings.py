@@ -58,6 +58,10 @@ class BookingsArrangement:
         mine = start[booked[c.arc_req[start]]]
         self._job = MipProcess(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[self._idx])
 
+    def stop(self) -> None:
+        """End the child now (e.g. when the caller fails meanwhile)."""
+        self._job.stop()
+
     def result(self, timeout: float | None = None) -> IntArray | None:
         """The arrangement's arcs (sorted), or None without one.
 
