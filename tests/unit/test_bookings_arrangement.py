@@ -26,6 +26,14 @@ def _drops(c: Compiled, arcs: IntArray) -> int:
     return int(((c.booked_session >= 0) & ~placed).sum())
 
 
+def _compiled(inst: Instance) -> tuple[Compiled, IntArray]:
+    """The compiled instance and its FCFS."""
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    return c, fcfs
+
+
 def _cut_pair() -> Instance:
     # Eight older children booked in A, whose caregivers were cut to one
     # (ratio 7): one booking cannot stay, and B has room for it.
@@ -35,9 +43,7 @@ def _cut_pair() -> Instance:
 
 def test_keeps_bookings_tells_a_drop_from_every_booking_kept_in_place() -> None:
     inst = _cut_pair()
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None
+    c, fcfs = _compiled(inst)
     assert _drops(c, fcfs) == 1
     assert not keeps_bookings(c, fcfs)
     at_a = np.flatnonzero(c.arc_sess == c.booked_session[c.arc_req])
@@ -47,9 +53,7 @@ def test_keeps_bookings_tells_a_drop_from_every_booking_kept_in_place() -> None:
 
 def test_the_arrangement_moves_the_booking_fcfs_drops() -> None:
     inst = _cut_pair()
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None
+    c, fcfs = _compiled(inst)
     kept = arrange_bookings(build_formulation(c), fcfs, time_limit=10.0)
     assert kept is not None
     assert _drops(c, kept) == 0
@@ -63,9 +67,8 @@ def test_regression_mip_child_answer_survives_highs_printing_to_stdout() -> None
     # same stream, the parent read the line as the frame, and the bookings'
     # arrangement was silently lost (None), on the plain path too.
     inst = _district_with_a_caregiver_cut()
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None and _drops(c, fcfs) > 0
+    c, fcfs = _compiled(inst)
+    assert _drops(c, fcfs) > 0
     kept = arrange_bookings(build_formulation(c), fcfs, time_limit=20.0)
     assert kept is not None
     assert _drops(c, kept) < _drops(c, fcfs)
@@ -79,9 +82,8 @@ def test_the_city_path_places_the_arranged_bookings_first_when_fcfs_drops_some()
     )
     data["policy"]["fairness"] = {"group_floor": "fcfs"}
     inst = Instance.model_validate(data)
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None and _drops(c, fcfs) > 0
+    c, fcfs = _compiled(inst)
+    assert _drops(c, fcfs) > 0
     runs = {}
     for share in (0.5, 0.0):
         params = OptimizerParams(mip_max_arcs=0, floor_bookings_share=share)
@@ -101,9 +103,7 @@ def test_the_arrangement_can_be_ended_and_then_has_no_answer() -> None:
     from slotalloc.solver.search.bookings import BookingsArrangement
 
     inst = _district_with_a_caregiver_cut()
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None
+    c, fcfs = _compiled(inst)
     job = BookingsArrangement(build_formulation(c), fcfs, time_limit=30.0)
     job.stop()
     assert job.result(timeout=5.0) is None
