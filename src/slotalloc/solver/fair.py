@@ -415,12 +415,16 @@ def _lp_start(
     repaired = None
     for first in [kept, None] if kept is not None else [None]:
         tag = "" if first is None else "-bookings"
-        repaired = repair_lp_rounding(c, values, rule, prefer, start=first)
+        # Both ways start from the same rounding: computed once.
+        rounded = round_and_repair(c, values, start=first)
+        if rounded is None:
+            continue
+        repaired = repair_lp_rounding(c, values, rule, prefer, first, rounded=rounded.copy())
         how = "lp-repaired" + tag
         if repaired is None:
             # Tight rooms with many bookings and locks leave the repair too little
             # to evict: round around FCFS's placements of the short groups instead.
-            repaired = anchored_lp_rounding(c, values, rule, fcfs, prefer, start=first)
+            repaired = anchored_lp_rounding(c, values, rule, fcfs, prefer, first, rounded=rounded)
             how = "lp-anchored" + tag
         if repaired is not None:
             break

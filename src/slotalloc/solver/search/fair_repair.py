@@ -336,16 +336,21 @@ def repair_lp_rounding(
     rule: GroupFairness,
     prefer_value: float,
     start: IntArray | None = None,
+    *,
+    rounded: IntArray | None = None,
 ) -> IntArray | None:
     """An LP point rounded without the rows, then repaired to them by insertion.
 
     The insertions try first the arcs worth more than ``prefer_value`` in the
     LP (``prefer_value >= 1``: no preference). ``start`` (e.g. the bookings
     as :mod:`slotalloc.solver.search.bookings` arranges them) is placed
-    before the rounding. None when the rounding or the repair fails.
+    before the rounding. ``rounded``: that rounding, when the caller has it
+    (``round_and_repair(c, values, start=start)``). None when the rounding
+    or the repair fails.
     """
     vals = np.asarray(values, dtype=np.float64)[: c.n_arcs]
-    rounded = round_and_repair(c, vals, start=start)
+    if rounded is None:
+        rounded = round_and_repair(c, vals, start=start)
     if rounded is None:
         return None
     prefer = vals > prefer_value if prefer_value < 1 else None
@@ -359,6 +364,8 @@ def anchored_lp_rounding(
     fcfs: IntArray,
     prefer_value: float,
     start: IntArray | None = None,
+    *,
+    rounded: IntArray | None = None,
 ) -> IntArray | None:
     """The LP point rounded around FCFS's placements of the groups it leaves short.
 
@@ -372,9 +379,11 @@ def anchored_lp_rounding(
     first that meets every row is returned, None if none does. ``start`` is
     placed before the anchor: the bookings arranged alone, whose drops cost
     more than the few placements of a short group they may displace.
+    ``rounded`` as in :func:`repair_lp_rounding`.
     """
     vals = np.asarray(values, dtype=np.float64)[: c.n_arcs]
-    rounded = round_and_repair(c, vals, start=start)
+    if rounded is None:
+        rounded = round_and_repair(c, vals, start=start)
     if rounded is None:
         return None
     slack = rule.slack(rounded)
