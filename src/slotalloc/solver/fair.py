@@ -417,9 +417,8 @@ def _lp_start(
         tag = "" if first is None else "-bookings"
         # Both ways start from the same rounding: computed once.
         rounded = round_and_repair(c, values, start=first)
-        if rounded is None:
-            continue
-        repaired = repair_lp_rounding(c, values, rule, prefer, first, rounded=rounded.copy())
+        assert rounded is not None  # None only with a fairness rule, and none is passed
+        repaired = repair_lp_rounding(c, values, rule, prefer, first, rounded=rounded)
         how = "lp-repaired" + tag
         if repaired is None:
             # Tight rooms with many bookings and locks leave the repair too little
