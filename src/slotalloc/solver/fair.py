@@ -480,7 +480,7 @@ def _rins(
         max_dtime=limits[1],
         seed=seed,
         num_workers=params.floor_rins_workers,
-        extra=_probing(params),
+        extra=_sub_model_parameters(params),
     )
     tag = "rins_wide" if wide else "rins"
     stats[tag + "_requests"] = int(reqs.shape[0])
@@ -529,10 +529,14 @@ def _floor_bank(
     )
 
 
-def _probing(params: OptimizerParams) -> dict[str, object] | None:
-    """CP-SAT parameters of the city path's sub-models (RINS and the search's)."""
-    level = params.floor_probing_level
-    return None if level is None else {"cp_model_probing_level": level}
+def _sub_model_parameters(params: OptimizerParams) -> dict[str, object] | None:
+    """CP-SAT parameters of the city path's sub-models (RINS and the search's), or None."""
+    extra: dict[str, object] = {}
+    if params.floor_probing_level is not None:
+        extra["cp_model_probing_level"] = params.floor_probing_level
+    if params.floor_presolve_iterations is not None:
+        extra["max_presolve_iterations"] = params.floor_presolve_iterations
+    return extra or None
 
 
 def _multiplier_steps(
@@ -728,7 +732,7 @@ def _floors_from_lp(
         target=lp.values[:A],
         mip_window=params.floor_mip_window,
         mip_window_seconds=params.mip_window_seconds,
-        cpsat_extra=_probing(params),
+        cpsat_extra=_sub_model_parameters(params),
         bank=_floor_bank(f, f_lp, lp.duals, rule, params.floor_bank_cap),
     )
     arcs = np.flatnonzero(out.values[:A]).astype(np.int64)
