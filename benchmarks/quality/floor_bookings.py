@@ -10,7 +10,8 @@ reads HiGHS's answer from the same child process.
 Old code beside new: run it with ``PYTHONPATH=/tmp/old/src`` (``git archive REV
 src | tar -x -C /tmp/old``), then without, alternating, city by city.
 
-``--set floor_rins_share=0.2`` replaces one of the fair path's tuning
+``--deterministic`` makes the run reproducible (the limit in CP-SAT
+deterministic units). ``--set floor_rins_share=0.2`` replaces one of the fair path's tuning
 constants for the run (measuring it).
 
 Run: ``python benchmarks/quality/floor_bookings.py g6 --time-limit 10``
@@ -100,6 +101,11 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--plain", action="store_true", help="the plain optimiser instead of rule 8")
     ap.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="a deterministic run: the time limit is in CP-SAT deterministic units",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -121,7 +127,7 @@ def main() -> None:
     fcfs = {r for r, _ in fcfs_assignment(inst) or []}
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    res = solve(inst, time_limit=args.time_limit, seed=0)
+    res = solve(inst, time_limit=args.time_limit, seed=0, deterministic=args.deterministic)
     wall = time.perf_counter() - t
     report = verify(inst, res.to_solution())
     placed = {a.request for a in res.assignments}
@@ -131,6 +137,7 @@ def main() -> None:
         "policy": "plain" if args.plain else "group_floor",
         "code": os.environ.get("PYTHONPATH", "new") or "new",
         "set": args.set,
+        "deterministic": args.deterministic,
         "load": round(load, 2),
         "accepted": report.accepted,
         "fcfs_drops": len(booked - fcfs),
@@ -138,6 +145,7 @@ def main() -> None:
         "start_score": fig.get("repaired_score"),
         "bookings_mip_seconds": fig.get("bookings_mip_seconds"),
         "bookings_mip_score": fig.get("bookings_mip_score"),
+        "bookings_dtime": fig.get("bookings_dtime"),
         "score": res.score,
         "bound": res.bound,
         "pct_of_bound": None

@@ -1,4 +1,4 @@
-"""The bookings alone arranged by HiGHS, and rule 8's city path placing them first."""
+"""The bookings alone arranged (HiGHS; CP-SAT when deterministic), placed first by rule 8."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import OptimizerParams
 from slotalloc.solver.rows.group_fairness import group_floor
-from slotalloc.solver.search.bookings import arrange_bookings, keeps_bookings
+from slotalloc.solver.search.bookings import (
+    arrange_bookings,
+    arrange_bookings_deterministic,
+    keeps_bookings,
+)
 
 
 def _drops(c: Compiled, arcs: IntArray) -> int:
@@ -32,6 +36,15 @@ def _compiled(inst: Instance) -> tuple[Compiled, IntArray]:
     fcfs = first_come_first_served(c)
     assert fcfs is not None
     return c, fcfs
+
+
+def _weekend_under_rule_8() -> Instance:
+    """1 200 requests, 40 % booked, three caregivers cut, ``group_floor: "fcfs"``."""
+    data = generate_xiamen(7, 1200, 6, bookings=0.4, cut=3).model_dump(
+        mode="json", exclude_none=True
+    )
+    data["policy"]["fairness"] = {"group_floor": "fcfs"}
+    return Instance.model_validate(data)
 
 
 def _cut_pair() -> Instance:
@@ -61,6 +74,27 @@ def test_the_arrangement_moves_the_booking_fcfs_drops() -> None:
     assert _accepted_score(inst, c, kept) == 7 * 1000 + (1000 - 10 - 500)
 
 
+def test_the_deterministic_arrangement_moves_the_booking_fcfs_drops_as_highs_does() -> None:
+    inst = _cut_pair()
+    c, fcfs = _compiled(inst)
+    kept, spent = arrange_bookings_deterministic(build_formulation(c), fcfs, dtime=5.0)
+    assert kept is not None and spent <= 5.0
+    assert _drops(c, kept) == 0
+    assert _accepted_score(inst, c, kept) == 7 * 1000 + (1000 - 10 - 500)
+
+
+def test_the_deterministic_arrangement_is_as_good_as_highs_on_a_district_and_repeats() -> None:
+    inst = _district_with_a_caregiver_cut()
+    c, fcfs = _compiled(inst)
+    f = build_formulation(c)
+    by_highs = arrange_bookings(f, fcfs, time_limit=20.0)
+    first, _ = arrange_bookings_deterministic(f, fcfs, dtime=20.0)
+    again, _ = arrange_bookings_deterministic(f, fcfs, dtime=20.0)
+    assert by_highs is not None and first is not None and again is not None
+    assert np.array_equal(first, again)
+    assert _accepted_score(inst, c, first) == _accepted_score(inst, c, by_highs)
+
+
 def test_regression_mip_child_answer_survives_highs_printing_to_stdout() -> None:
     # On this district HiGHS prints a line to stdout from C++
     # (transformNewIntegerFeasibleSolution); the child wrote its answer to the
@@ -77,11 +111,7 @@ def test_regression_mip_child_answer_survives_highs_printing_to_stdout() -> None
 
 def test_the_city_path_places_the_arranged_bookings_first_when_fcfs_drops_some() -> None:
     # 40 % booked, three caregivers cut: FCFS drops bookings that could move.
-    data = generate_xiamen(7, 1200, 6, bookings=0.4, cut=3).model_dump(
-        mode="json", exclude_none=True
-    )
-    data["policy"]["fairness"] = {"group_floor": "fcfs"}
-    inst = Instance.model_validate(data)
+    inst = _weekend_under_rule_8()
     c, fcfs = _compiled(inst)
     assert _drops(c, fcfs) > 0
     runs = {}
@@ -97,6 +127,25 @@ def test_the_city_path_places_the_arranged_bookings_first_when_fcfs_drops_some()
     assert not str(off["start"]).endswith("-bookings") and "bookings_mip_seconds" not in off
     # The drops the arrangement avoids are worth far more than what the floors cost.
     assert int(on["repaired_score"]) > int(off["repaired_score"])  # type: ignore[call-overload]
+
+
+def test_a_deterministic_city_path_places_the_arranged_bookings_first_and_repeats() -> None:
+    inst = _weekend_under_rule_8()
+    c, fcfs = _compiled(inst)
+    params = OptimizerParams(mip_max_arcs=0)
+    runs = [
+        optimize_fair(
+            c, inst.policy, optimize, params=params, time_limit=4.0, seed=0, deterministic=True
+        )
+        for _ in range(2)
+    ]
+    for opt in runs:
+        assert group_floor(c, fcfs).satisfied(opt.arcs)
+        assert opt.bound is not None
+        assert _accepted_score(inst, c, opt.arcs) <= opt.bound
+    assert str(runs[0].stats["start"]).endswith("-bookings")
+    assert "bookings_dtime" in runs[0].stats
+    assert np.array_equal(runs[0].arcs, runs[1].arcs)
 
 
 def test_the_arrangement_can_be_ended_and_then_has_no_answer() -> None:

@@ -70,7 +70,11 @@ from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
-from slotalloc.solver.search.bookings import BookingsArrangement, keeps_bookings
+from slotalloc.solver.search.bookings import (
+    BookingsArrangement,
+    arrange_bookings_deterministic,
+    keeps_bookings,
+)
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import (
     anchored_lp_rounding,
@@ -676,13 +680,21 @@ def _floors_from_lp(
     seed = int(kwargs.get("seed", 0))
     left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
     # When caregivers were cut, FCFS drops bookings that could move: HiGHS
-    # arranges the bookings alone on the other core while GLOP solves the LP.
+    # arranges the bookings alone on the other core while GLOP solves the LP
+    # (a deterministic run: CP-SAT, before it, its work taken from the search's).
     movable = (c.drop_cost > 0) & ~c.locked
     arranging = None
+    kept = None
+    spent = 0.0
     t_mip = time.perf_counter()
-    share = 0.0 if det else params.floor_bookings_share
+    share = params.floor_bookings_share
     if share > 0 and movable.any() and not keeps_bookings(c, fcfs):
-        arranging = BookingsArrangement(build_formulation(c), fcfs, time_limit=share * limit)
+        if det:
+            kept, spent = arrange_bookings_deterministic(
+                build_formulation(c), fcfs, dtime=share * limit, seed=seed
+            )
+        else:
+            arranging = BookingsArrangement(build_formulation(c), fcfs, time_limit=share * limit)
     try:
         f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)
     except BaseException:
@@ -690,12 +702,13 @@ def _floors_from_lp(
             arranging.stop()
         raise
     stats["strategy"] = "floors-from-lp"
-    kept = None
     if arranging is not None:
         kept = arranging.result()
         stats["bookings_mip_seconds"] = round(time.perf_counter() - t_mip, 3)
-        if kept is not None:
-            stats["bookings_mip_score"] = score_of_arcs(c, kept)
+    if spent:
+        stats["bookings_dtime"] = round(spent, 3)
+    if kept is not None:
+        stats["bookings_mip_score"] = score_of_arcs(c, kept)
     if not lp.optimal:
         return None
     A = c.n_arcs
@@ -722,7 +735,7 @@ def _floors_from_lp(
         )
     score = score_of_arcs(c, start)
     t_search = time.perf_counter()
-    budget = LnsBudget(dtime=limit) if det else LnsBudget(deadline=search_end)
+    budget = LnsBudget(dtime=max(0.0, limit - spent)) if det else LnsBudget(deadline=search_end)
     out = large_neighbourhood_search(
         f,
         f.values_of_arcs(start),

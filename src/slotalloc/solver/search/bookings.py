@@ -9,7 +9,9 @@ being monotone, that arrangement is valid in the full model too.
 
 HiGHS runs in a child process (:class:`~slotalloc.solver.mip.MipProcess`): it
 may write to stderr, nothing below the CLI prints, and the caller can go on
-(the fair path solves its LP meanwhile) and end it at any moment.
+(the fair path solves its LP meanwhile) and end it at any moment. HiGHS has no
+deterministic budget, so a deterministic run arranges the same model with
+CP-SAT instead (:func:`arrange_bookings_deterministic`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ import numpy as np
 
 from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
-from slotalloc.solver.formulation import Formulation
+from slotalloc.solver.formulation import Formulation, LinearModel
 from slotalloc.solver.mip import MipProcess
+from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 
-__all__ = ["BookingsArrangement", "arrange_bookings", "keeps_bookings"]
+__all__ = [
+    "BookingsArrangement",
+    "arrange_bookings",
+    "arrange_bookings_deterministic",
+    "keeps_bookings",
+]
 
 
 def keeps_bookings(c: Compiled, arcs: IntArray) -> bool:
@@ -48,15 +56,10 @@ class BookingsArrangement:
     """
 
     def __init__(self, f: Formulation, start: IntArray, *, time_limit: float) -> None:
-        c = f.c
-        booked = c.drop_cost > 0
-        self._f = f
         self._limit = time_limit
-        self._values = f.values_of_arcs(np.flatnonzero(c.locked[c.arc_req]))
-        free = free_variables(f, np.flatnonzero(booked & ~c.locked))
-        sub, self._idx = Restrictor(f)(free, self._values)
-        mine = start[booked[c.arc_req[start]]]
-        self._job = MipProcess(sub, time_limit=time_limit, hint=f.values_of_arcs(mine)[self._idx])
+        self._model = _BookingsModel(f, start)
+        m = self._model
+        self._job = MipProcess(m.sub, time_limit=time_limit, hint=m.hint)
 
     def stop(self) -> None:
         """End the child now (e.g. when the caller fails meanwhile)."""
@@ -69,14 +72,45 @@ class BookingsArrangement:
         second), then ends the child.
         """
         wait = self._limit + 0.5 if timeout is None else timeout
-        run = self._job.result(timeout=wait)
-        if run.values is None:
-            return None
-        values = self._values.copy()
-        values[self._idx] = run.values
-        return np.flatnonzero(values[: self._f.c.n_arcs]).astype(np.int64)
+        return self._model.arcs(self._job.result(timeout=wait).values)
 
 
 def arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> IntArray | None:
     """The best arrangement of the booked requests alone, by HiGHS; None without one."""
     return BookingsArrangement(f, start, time_limit=time_limit).result()
+
+
+def arrange_bookings_deterministic(
+    f: Formulation, start: IntArray, *, dtime: float, seed: int = 0
+) -> tuple[IntArray | None, float]:
+    """The same arrangement by one CP-SAT worker in ``dtime`` deterministic units.
+
+    Returns the arcs (None without a solution) and the deterministic time spent.
+    """
+    m = _BookingsModel(f, start)
+    run = run_cpsat(m.sub, hint=m.hint, max_dtime=dtime, seed=seed)
+    return m.arcs(run.values), run.deterministic_time
+
+
+class _BookingsModel:
+    """The model over the movable bookings' variables, everything else left out."""
+
+    def __init__(self, f: Formulation, start: IntArray) -> None:
+        c = f.c
+        booked = c.drop_cost > 0
+        self._n_arcs = c.n_arcs
+        # Unbooked requests are at 0 and locked bookings at their session.
+        self._values = f.values_of_arcs(np.flatnonzero(c.locked[c.arc_req]))
+        free = free_variables(f, np.flatnonzero(booked & ~c.locked))
+        self.sub: LinearModel
+        self.sub, self._idx = Restrictor(f)(free, self._values)
+        mine = start[booked[c.arc_req[start]]]
+        self.hint: IntArray = f.values_of_arcs(mine)[self._idx]
+
+    def arcs(self, sub_values: IntArray | None) -> IntArray | None:
+        """The full model's arcs (sorted) of a sub-model solution, or None."""
+        if sub_values is None:
+            return None
+        values = self._values.copy()
+        values[self._idx] = sub_values
+        return np.flatnonzero(values[: self._n_arcs]).astype(np.int64)
