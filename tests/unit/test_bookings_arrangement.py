@@ -1,4 +1,4 @@
-"""The bookings alone arranged (HiGHS; CP-SAT when deterministic), placed first by rule 8."""
+"""The bookings alone arranged (HiGHS, or CP-SAT in a thread), placed first by rule 8."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import OptimizerParams
 from slotalloc.solver.rows.group_fairness import group_floor
 from slotalloc.solver.search.bookings import (
+    ArrangingThread,
     arrange_bookings,
-    arrange_bookings_deterministic,
+    arrange_bookings_cpsat,
     keeps_bookings,
 )
 
@@ -77,7 +78,7 @@ def test_the_arrangement_moves_the_booking_fcfs_drops() -> None:
 def test_the_deterministic_arrangement_moves_the_booking_fcfs_drops_as_highs_does() -> None:
     inst = _cut_pair()
     c, fcfs = _compiled(inst)
-    kept, spent = arrange_bookings_deterministic(build_formulation(c), fcfs, dtime=5.0)
+    kept, spent = arrange_bookings_cpsat(build_formulation(c), fcfs, dtime=5.0)
     assert kept is not None and spent <= 5.0
     assert _drops(c, kept) == 0
     assert _accepted_score(inst, c, kept) == 7 * 1000 + (1000 - 10 - 500)
@@ -88,11 +89,27 @@ def test_the_deterministic_arrangement_is_as_good_as_highs_on_a_district_and_rep
     c, fcfs = _compiled(inst)
     f = build_formulation(c)
     by_highs = arrange_bookings(f, fcfs, time_limit=20.0)
-    first, _ = arrange_bookings_deterministic(f, fcfs, dtime=20.0)
-    again, _ = arrange_bookings_deterministic(f, fcfs, dtime=20.0)
+    first, _ = arrange_bookings_cpsat(f, fcfs, dtime=20.0)
+    again, _ = arrange_bookings_cpsat(f, fcfs, dtime=20.0)
     assert by_highs is not None and first is not None and again is not None
     assert np.array_equal(first, again)
     assert _accepted_score(inst, c, first) == _accepted_score(inst, c, by_highs)
+
+
+def test_the_arranging_thread_gives_the_functions_answer_and_can_be_stopped() -> None:
+    inst = _district_with_a_caregiver_cut()
+    c, fcfs = _compiled(inst)
+    f = build_formulation(c)
+    direct, _ = arrange_bookings_cpsat(f, fcfs, dtime=20.0)
+    threaded, spent = ArrangingThread(f, fcfs, dtime=20.0).result()
+    assert direct is not None and threaded is not None and spent > 0
+    assert np.array_equal(direct, threaded)
+    job = ArrangingThread(f, fcfs, time_limit=30.0)
+    job.stop()
+    arcs, _ = job.result()
+    # Stopped at once, it may still hold a first solution; any it holds is valid.
+    if arcs is not None:
+        assert _accepted_score(inst, c, arcs) > 0
 
 
 def test_regression_mip_child_answer_survives_highs_printing_to_stdout() -> None:

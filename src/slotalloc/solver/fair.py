@@ -70,11 +70,7 @@ from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
-from slotalloc.solver.search.bookings import (
-    BookingsArrangement,
-    arrange_bookings_deterministic,
-    keeps_bookings,
-)
+from slotalloc.solver.search.bookings import ArrangingThread, keeps_bookings
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import (
     anchored_lp_rounding,
@@ -409,7 +405,7 @@ def _lp_start(
 ) -> IntArray:
     """The LP point under the floors rounded and repaired to them, or FCFS if better.
 
-    ``kept``: the bookings as HiGHS arranges them alone, placed first when
+    ``kept``: the bookings as arranged alone, placed first when
     the floors can be repaired around them.
     """
     # Nearly integral: rounded, it falls a few children short of a floor,
@@ -679,22 +675,22 @@ def _floors_from_lp(
     det, limit, _, deadline = _clock(kwargs, params)
     seed = int(kwargs.get("seed", 0))
     left = None if det else max(0.05, 0.5 * (deadline - time.perf_counter()))
-    # When caregivers were cut, FCFS drops bookings that could move: HiGHS
-    # arranges the bookings alone on the other core while GLOP solves the LP
-    # (a deterministic run: CP-SAT, before it, its work taken from the search's).
+    # When caregivers were cut, FCFS drops bookings that could move: one
+    # CP-SAT worker arranges the bookings alone on the other core while GLOP
+    # solves the LP (deterministic runs: in deterministic units, taken from
+    # the search's budget).
     movable = (c.drop_cost > 0) & ~c.locked
     arranging = None
-    kept = None
-    spent = 0.0
     t_mip = time.perf_counter()
-    share = params.floor_bookings_share
+    share = params.floor_bookings_share * limit
     if share > 0 and movable.any() and not keeps_bookings(c, fcfs):
-        if det:
-            kept, spent = arrange_bookings_deterministic(
-                build_formulation(c), fcfs, dtime=share * limit, seed=seed
-            )
-        else:
-            arranging = BookingsArrangement(build_formulation(c), fcfs, time_limit=share * limit)
+        arranging = ArrangingThread(
+            build_formulation(c),
+            fcfs,
+            time_limit=None if det else share,
+            dtime=share if det else None,
+            seed=seed,
+        )
     try:
         f_lp, lp, bound, lag, stats = _floor_bound(c, rule, params, left)
     except BaseException:
@@ -702,13 +698,13 @@ def _floors_from_lp(
             arranging.stop()
         raise
     stats["strategy"] = "floors-from-lp"
+    kept, spent = None, 0.0
     if arranging is not None:
-        kept = arranging.result()
+        kept, spent = arranging.result()
         stats["bookings_mip_seconds"] = round(time.perf_counter() - t_mip, 3)
-    if spent:
         stats["bookings_dtime"] = round(spent, 3)
-    if kept is not None:
-        stats["bookings_mip_score"] = score_of_arcs(c, kept)
+        if kept is not None:
+            stats["bookings_mip_score"] = score_of_arcs(c, kept)
     if not lp.optimal:
         return None
     A = c.n_arcs

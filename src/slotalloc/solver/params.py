@@ -162,10 +162,14 @@ class OptimizerParams:
     #: after one run of 96.86. Not tuned: 3 was the first cap tried (8 on seed 21:
     #: 98.68 and 98.47 against 98.58 and 98.45).
     floor_bank_cap: int = 3
-    #: Rule 8 on cities where FCFS drops a booking that could move (wall-clock
-    #: runs): share of the budget for HiGHS arranging the bookings alone, on the
-    #: other core while the LP is solved; the rounding then places them first
-    #: (0 turns it off). Measured at 10 s, old beside new, two runs each, on the
+    #: Rule 8 on cities where FCFS drops a booking that could move: share of the
+    #: budget (wall seconds, or deterministic units taken from the search's) for
+    #: arranging the bookings alone, on the other core while the LP is solved;
+    #: the rounding then places them first (0 turns it off). Since session 17 one
+    #: CP-SAT worker in a thread arranges them (0.1-0.55 s alone, the same
+    #: arrangement as HiGHS in its child process; beside it, 10 s, two runs each
+    #: on 8 cities: mean +0.03 points, n3 -0.15 to s13 +0.16). With HiGHS,
+    #: measured at 10 s, old beside new, two runs each, on the
     #: eight cities of ``benchmarks/quality/floor_bookings.py`` where FCFS drops
     #: bookings (% of the bound): g6 90.05/84.88 -> 97.10/97.09 (the rounding
     #: without it fell back to FCFS), c3 94.89/95.31 -> 96.58/96.39, t505
