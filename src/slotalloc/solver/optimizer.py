@@ -33,8 +33,8 @@ in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
 
 With ``deterministic=True`` every limit is a CP-SAT deterministic-time budget
 and nothing reads the clock, so equal inputs give equal results; HiGHS, which
-has no such budget, is not used then, and the bookings are searched alone by
-large-neighbourhood search for ``rebalance_share`` of the budget instead.
+has no such budget, is not used then, and the bookings alone are arranged by
+one CP-SAT worker in at most ``rebalance_share`` of the budget instead.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from slotalloc._typing import BoolArray, FloatArray, IntArray
+from slotalloc._typing import FloatArray, IntArray
 from slotalloc.compile import Compiled
 from slotalloc.result import score_of_arcs
 from slotalloc.solver.bounds.lagrangian import Lagrangian, improve_multipliers
@@ -57,7 +57,11 @@ from slotalloc.solver.mip import MipProcess
 from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
-from slotalloc.solver.search.bookings import arrange_bookings, keeps_bookings
+from slotalloc.solver.search.bookings import (
+    arrange_bookings,
+    arrange_bookings_cpsat,
+    keeps_bookings,
+)
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import repair_lp_rounding
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
@@ -416,7 +420,7 @@ def _search(
     if rebalance and not run.deterministic:
         starts = _bookings_by_mip(run, lp, greedy)
     elif rebalance:
-        starts, spent = _bookings_by_search(run, arcs, movable)
+        starts, spent = _bookings_by_search(run, arcs)
         budget = LnsBudget(dtime=max(0.0, run.limit - spent))
     else:
         starts = []
@@ -472,33 +476,24 @@ def _bookings_by_mip(run: _Run, lp: LpRelaxation, greedy: IntArray) -> list[IntA
     return out
 
 
-def _bookings_by_search(
-    run: _Run, arcs: IntArray, movable: BoolArray
-) -> tuple[list[IntArray], float]:
-    """A start filled around the bookings as a search of them alone leaves them.
+def _bookings_by_search(run: _Run, arcs: IntArray) -> tuple[list[IntArray], float]:
+    """A start filled around the bookings as one CP-SAT worker arranges them alone.
 
-    Deterministic runs have no HiGHS: the bookings alone are searched by
-    large-neighbourhood search instead (small sub-models hold the chains of
-    moves), for ``rebalance_share`` of the budget; returns the start and the
+    Deterministic runs have no HiGHS: CP-SAT solves the same bookings-alone
+    model (:func:`~slotalloc.solver.search.bookings.arrange_bookings_cpsat`)
+    in at most ``rebalance_share`` of the budget; returns the start and the
     deterministic time spent.
     """
-    c, f = run.c, run.f
-    booked = c.drop_cost > 0
-    only = arcs[booked[c.arc_req[arcs]]]
-    first = large_neighbourhood_search(
-        f,
-        f.values_of_arcs(only),
-        score_of_arcs(c, only),
-        LnsBudget(dtime=run.params.rebalance_share * run.limit),
-        seed=run.seed,
-        focus=run.focus,
-        movable=movable,
+    c = run.c
+    kept, spent = arrange_bookings_cpsat(
+        run.f, arcs, dtime=run.params.rebalance_share * run.limit, seed=run.seed
     )
-    kept = np.flatnonzero(first.values[: c.n_arcs]).astype(np.int64)
+    if kept is None:
+        return [], spent
     filled = round_and_repair(c, None, start=kept)
     assert filled is not None  # no fairness rule here
-    run.stats["rebalance_bookings_score"] = first.objective
-    return [filled], first.dtime
+    run.stats["rebalance_bookings_score"] = score_of_arcs(c, kept)
+    return [filled], spent
 
 
 def _collect_mip(

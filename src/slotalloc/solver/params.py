@@ -44,7 +44,11 @@ class OptimizerParams:
     seconds_per_session: float = 1.5e-4
     #: Share of the search budget spent on the bookings alone when some bookings
     #: cannot all be kept (a caregiver cut): measured on the city cut, 31 drops
-    #: after 10 s against 35 without the phase.
+    #: after 10 s against 35 without the phase. Since session 17 deterministic
+    #: runs give it to one CP-SAT worker on the bookings-alone model, which
+    #: usually ends far sooner (cities: 0.002-0.021 units) and leaves the rest
+    #: to the search (g6, 10 units: 98.13 % of the bound in 22 s against 94.62 %
+    #: in 246 s by the search of the bookings alone; c3 94.81 % against 91.76 %).
     rebalance_share: float = 0.6
     #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a child
     #: process beside the search (wall-clock runs only: HiGHS has no deterministic
