@@ -163,13 +163,3 @@ def test_a_deterministic_city_path_places_the_arranged_bookings_first_and_repeat
     assert str(runs[0].stats["start"]).endswith("-bookings")
     assert "bookings_dtime" in runs[0].stats
     assert np.array_equal(runs[0].arcs, runs[1].arcs)
-
-
-def test_the_arrangement_can_be_ended_and_then_has_no_answer() -> None:
-    from slotalloc.solver.search.bookings import BookingsArrangement
-
-    inst = _district_with_a_caregiver_cut()
-    c, fcfs = _compiled(inst)
-    job = BookingsArrangement(build_formulation(c), fcfs, time_limit=30.0)
-    job.stop()
-    assert job.result(timeout=5.0) is None

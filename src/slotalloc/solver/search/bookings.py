@@ -8,11 +8,11 @@ city; its answer is the start around which the unbooked requests are then
 filled in. Every rule being monotone, that arrangement is valid in the full
 model too.
 
-The plain optimiser asks HiGHS, in a child process
-(:class:`~slotalloc.solver.mip.MipProcess`): it may write to stderr, nothing
-below the CLI prints, and the caller can end it at any moment. Rule 8's city
-path asks CP-SAT (:func:`arrange_bookings_cpsat`) in a thread beside its LP
-(:class:`ArrangingThread`): on six cities it found HiGHS's arrangement in
+The plain optimiser's wall-clock runs ask HiGHS, in a child process
+(:class:`~slotalloc.solver.mip.MipProcess`): it may write to stderr, and
+nothing below the CLI prints. Rule 8's city path and every deterministic
+run ask CP-SAT (:func:`arrange_bookings_cpsat`), the city path in a thread
+beside its LP (:class:`ArrangingThread`): on six cities it found HiGHS's arrangement in
 0.1-0.55 s against HiGHS's 0.53-0.9 s, and with a deterministic budget it
 repeats, which HiGHS, having none, cannot."""
 
@@ -31,7 +31,6 @@ from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 
 __all__ = [
     "ArrangingThread",
-    "BookingsArrangement",
     "arrange_bookings",
     "arrange_bookings_cpsat",
     "keeps_bookings",
@@ -46,43 +45,17 @@ def keeps_bookings(c: Compiled, arcs: IntArray) -> bool:
     return bool(np.all(at[booked] == c.booked_session[booked]))
 
 
-class BookingsArrangement:
-    """The bookings alone being arranged by HiGHS in a child process.
-
-    Parameters
-    ----------
-    f
-        The formulation, without the group-fairness rows (the bookings alone
-        cannot meet a floor).
-    start
-        A valid assignment; its bookings give the hint.
-    time_limit
-        Wall seconds for HiGHS.
-    """
-
-    def __init__(self, f: Formulation, start: IntArray, *, time_limit: float) -> None:
-        self._limit = time_limit
-        self._model = _BookingsModel(f, start)
-        m = self._model
-        self._job = MipProcess(m.sub, time_limit=time_limit, hint=m.hint)
-
-    def stop(self) -> None:
-        """End the child now (e.g. when the caller fails meanwhile)."""
-        self._job.stop()
-
-    def result(self, timeout: float | None = None) -> IntArray | None:
-        """The arrangement's arcs (sorted), or None without one.
-
-        Waits at most ``timeout`` seconds (default: the time limit and half a
-        second), then ends the child.
-        """
-        wait = self._limit + 0.5 if timeout is None else timeout
-        return self._model.arcs(self._job.result(timeout=wait).values)
-
-
 def arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> IntArray | None:
-    """The best arrangement of the booked requests alone, by HiGHS; None without one."""
-    return BookingsArrangement(f, start, time_limit=time_limit).result()
+    """The best arrangement of the booked requests alone, by HiGHS; None without one.
+
+    ``f`` is the formulation without the group-fairness rows (the bookings
+    alone cannot meet a floor); ``start``'s bookings give the hint. HiGHS gets
+    ``time_limit`` wall seconds; a child still running half a second later is
+    ended.
+    """
+    m = _BookingsModel(f, start)
+    job = MipProcess(m.sub, time_limit=time_limit, hint=m.hint)
+    return m.arcs(job.result(timeout=time_limit + 0.5).values)
 
 
 def arrange_bookings_cpsat(
