@@ -420,7 +420,7 @@ def _search(
     if rebalance and not run.deterministic:
         starts = _bookings_by_mip(run, lp, greedy)
     elif rebalance:
-        starts, spent = _bookings_by_search(run, arcs)
+        starts, spent = _bookings_by_cpsat(run, arcs)
         budget = LnsBudget(dtime=max(0.0, run.limit - spent))
     else:
         starts = []
@@ -476,7 +476,7 @@ def _bookings_by_mip(run: _Run, lp: LpRelaxation, greedy: IntArray) -> list[IntA
     return out
 
 
-def _bookings_by_search(run: _Run, arcs: IntArray) -> tuple[list[IntArray], float]:
+def _bookings_by_cpsat(run: _Run, arcs: IntArray) -> tuple[list[IntArray], float]:
     """A start filled around the bookings as one CP-SAT worker arranges them alone.
 
     Deterministic runs have no HiGHS: CP-SAT solves the same bookings-alone

@@ -133,7 +133,6 @@ def large_neighbourhood_search(
     target: npt.ArrayLike | None = None,
     lanes: int = 2,
     focus: npt.ArrayLike | None = None,
-    movable: BoolArray | None = None,
     on_improve: Callable[[IntArray, int], None] | None = None,
     stop: threading.Event | None = None,
     mip_window: int = 0,
@@ -168,9 +167,6 @@ def large_neighbourhood_search(
         own is merged (:meth:`_Search.run_async`).
     focus
         Sessions seeded first, in order (the rest follow the usual order).
-    movable
-        Per request: whether a neighbourhood may free it (all when None); the
-        others keep their incumbent values.
     on_improve
         Called with the new values and score after every improvement.
     stop
@@ -202,7 +198,6 @@ def large_neighbourhood_search(
         target=target,
         lanes=lanes,
         focus=focus,
-        movable=movable,
         on_improve=on_improve,
         mip_window=mip_window,
         mip_window_seconds=mip_window_seconds,
@@ -234,7 +229,6 @@ class _Search:
         target: npt.ArrayLike | None,
         lanes: int,
         focus: npt.ArrayLike | None,
-        movable: BoolArray | None,
         on_improve: Callable[[IntArray, int], None] | None,
         mip_window: int,
         mip_window_seconds: float,
@@ -247,7 +241,6 @@ class _Search:
         self.budget = budget
         self.target = target
         self.lanes = lanes
-        self.movable = movable
         self.on_improve = on_improve
         self.mip_window = mip_window
         self.mip_window_seconds = mip_window_seconds
@@ -263,12 +256,6 @@ class _Search:
             [] if focus is None else np.asarray(focus, dtype=np.int64)[::-1].tolist()
         )
         self.size = float(start_arcs)
-        # Grow over all arcs but keep only the movable requests: widen the reach so a
-        # neighbourhood still holds about ``size`` movable arcs.
-        self.widen = 1.0
-        if movable is not None:
-            share = float(movable[c.arc_req].mean()) if c.n_arcs else 1.0
-            self.widen = 1.0 / max(share, 0.05)
         self.steps = self.improving = 0
         self.spent = 0.0
         # Rows over every session (group fairness) couple neighbourhoods that are
@@ -388,8 +375,8 @@ class _Search:
             sd = self.next_seed()
             if busy_s[sd]:
                 continue
-            grown = self.graph.grow(sd, int(self.size * self.widen), self.rng)
-            reqs = _free_requests(c, grown, self.movable)
+            grown = self.graph.grow(sd, int(self.size), self.rng)
+            reqs = _free_requests(c, grown)
             if others and reqs.shape[0]:
                 reqs = reqs[~_touches(c, reqs, busy_s, busy_c)]
             if reqs.shape[0]:
@@ -469,7 +456,6 @@ class _Search:
             self.best,
             self.next_seed(),
             self.mip_window,
-            self.movable,
             self.rng,
             # HiGHS may overrun its limit by a little: keep a margin.
             min(self.mip_window_seconds, left - 0.5),
@@ -578,12 +564,11 @@ class _Window:
         best: int,
         seed: int,
         arcs: int,
-        movable: BoolArray | None,
         rng: np.random.Generator,
         seconds: float,
     ) -> _Window | None:
         c = f.c
-        reqs = _free_requests(c, graph.grow(seed, arcs, rng), movable)
+        reqs = _free_requests(c, graph.grow(seed, arcs, rng))
         if reqs.shape[0] == 0:
             return None
         busy_s = np.zeros(c.n_sessions, dtype=np.bool_)
@@ -635,13 +620,12 @@ def _solve(job: _Job) -> CpRun:
     )
 
 
-def _free_requests(c: Compiled, reqs: IntArray, movable: BoolArray | None) -> IntArray:
-    """The requests a neighbourhood may free: movable ones, never locked ones.
+def _free_requests(c: Compiled, reqs: IntArray) -> IntArray:
+    """The requests a neighbourhood may free: never locked ones.
 
     Locked requests never move: a neighbourhood of them alone frees nothing.
     """
-    keep = ~c.locked[reqs] if movable is None else movable[reqs] & ~c.locked[reqs]
-    return reqs[keep]
+    return reqs[~c.locked[reqs]]
 
 
 def _footprint(c: Compiled, reqs: IntArray) -> tuple[IntArray, IntArray]:
