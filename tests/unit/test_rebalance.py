@@ -196,33 +196,27 @@ def test_caregiver_cut_rebalance_searches_the_bookings_first() -> None:
     inst = _district_with_a_caregiver_cut()
     res = checked(inst, solve(inst, time_limit=3, seed=0, deterministic=True))
     assert res.stats.strategy == "lns"
-    assert "rebalance_bookings_score" in res.stats.figures
+    assert "bookings_score" in res.stats.figures
     again = solve(inst, time_limit=3, seed=0, deterministic=True)
     assert (again.score, again.assignments) == (res.score, res.assignments)
     fcfs = checked(inst, solve(inst, method="fcfs"))
     assert res.score is not None and fcfs.score is not None and res.score > fcfs.score
 
 
-def test_deterministic_bookings_phase_finds_the_arrangement_highs_proves_best() -> None:
-    # Deterministic runs arrange the bookings alone with one CP-SAT worker
-    # (HiGHS has no deterministic budget); the search of them alone that it
-    # replaced left g6 at 94.6 % of its bound after 246 s of wall time. Here,
-    # every placement booked, it needs more than the 1.8 units of a 3-unit
-    # run (66 670 there, 68 070 from 5 units on): this run gives it 6.
-    from slotalloc.compile import compile_instance
-    from slotalloc.result import score_of_arcs
-    from slotalloc.solver.build import build_formulation
-    from slotalloc.solver.fcfs import first_come_first_served
-    from slotalloc.solver.search.bookings import arrange_bookings
+def test_regression_a_bookings_arrangement_cp_sat_cannot_find_takes_only_its_share() -> None:
+    # Every placement booked: one CP-SAT worker, hinted with the greedy
+    # start's bookings, finds no better arrangement here for units on end (on
+    # a city, b1 of benchmarks/quality/floor_bookings.py, none at all), and at
+    # the share of session 17 (0.6) it took that much of the search's budget:
+    # b1 ended with 67 drops against 57 at 0.1.
+    from slotalloc.solver.params import PARAMS
 
     inst = _district_with_a_caregiver_cut()
-    res = checked(inst, solve(inst, time_limit=10, seed=0, deterministic=True))
-    c = compile_instance(inst)
-    fcfs = first_come_first_served(c)
-    assert fcfs is not None
-    by_highs = arrange_bookings(build_formulation(c), fcfs, time_limit=20.0)
-    assert by_highs is not None
-    assert res.stats.figures["rebalance_bookings_score"] == score_of_arcs(c, by_highs)
+    res = checked(inst, solve(inst, time_limit=3, seed=0, deterministic=True))
+    spent = res.stats.figures["bookings_dtime"]
+    assert isinstance(spent, float) and 0 < spent <= PARAMS.rebalance_share * 3 + 0.01
+    fcfs = checked(inst, solve(inst, method="fcfs"))
+    assert res.score is not None and fcfs.score is not None and res.score > fcfs.score
 
 
 def test_regression_deterministic_search_ends_when_only_locked_bookings_exist() -> None:

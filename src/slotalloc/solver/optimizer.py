@@ -19,7 +19,8 @@ in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
    favours, arcs go in decreasing LP value, then a greedy fill
    (:mod:`slotalloc.solver.search.rounding`).
 4. When some bookings cannot all stay (a caregiver cut), the bookings alone are
-   arranged exactly by HiGHS (the fewest drops, then moves) and the rounding
+   arranged (the fewest drops, then moves) by one CP-SAT worker in a thread
+   beside GLOP (:mod:`slotalloc.solver.search.bookings`), and the rounding
    fills the unbooked requests around them. With every booking valid nothing
    is spent on this.
 5. Small models (a few thousand arcs) go whole to CP-SAT, hinted, with one
@@ -33,8 +34,9 @@ in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
 
 With ``deterministic=True`` every limit is a CP-SAT deterministic-time budget
 and nothing reads the clock, so equal inputs give equal results; HiGHS, which
-has no such budget, is not used then, and the bookings alone are arranged by
-one CP-SAT worker in at most ``rebalance_share`` of the budget instead.
+has no such budget, is not used then. The bookings' arrangement then gets at
+most ``rebalance_share`` of the budget in deterministic units, and what it
+spends comes off the search's.
 """
 
 from __future__ import annotations
@@ -58,8 +60,7 @@ from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
 from slotalloc.solver.search.bookings import (
-    arrange_bookings,
-    arrange_bookings_cpsat,
+    ArrangingThread,
     keeps_bookings,
 )
 from slotalloc.solver.search.cpsat_run import run_cpsat
@@ -160,8 +161,28 @@ def optimize(
     # HiGHS gets the second core from the start: the LP and the rounding below
     # run on one.
     mip, greedy = _start_mip(run, fairness)
-    bounds = _bounds(run, fairness)
     first = greedy if mip is not None else round_and_repair(c, None, fairness=fairness)
+    # The bookings alone are arranged on the other core while GLOP runs.
+    arranging = _start_arranging(run, first, fairness)
+    try:
+        return _optimize(run, mip, first, arranging, hint, fairness, on_progress)
+    finally:
+        if arranging is not None:
+            arranging.stop()  # a no-op once its result was taken
+
+
+def _optimize(
+    run: _Run,
+    mip: MipProcess | None,
+    first: IntArray | None,
+    arranging: ArrangingThread | None,
+    hint: IntArray | None,
+    fairness: GroupFairness | None,
+    on_progress: ProgressFn | None,
+) -> Optimum:
+    """The phases after the starts: bounds, rounding, then CP-SAT or the search."""
+    c, f, params = run.c, run.f, run.params
+    bounds = _bounds(run, fairness)
     candidates = _rounding(run, bounds, first, hint, fairness)
     scores = [score_of_arcs(c, a) for a in candidates]
     best_i = int(np.argmax(scores))
@@ -183,11 +204,11 @@ def optimize(
         progress.bound = bound
     else:
         # The greedy start keeps every booking that fits: it tells whether some cannot.
-        values, score = _search(run, bounds.lp, arcs, score, candidates[0], fairness, progress, mip)
+        values, score = _search(run, bounds.lp, arcs, score, arranging, progress, mip)
     arcs = np.flatnonzero(values[: c.n_arcs]).astype(np.int64)
     score = score_of_arcs(c, arcs)
     if mip is not None:
-        arcs, score, bound = _collect_mip(run, mip, deadline, arcs, score, bound, progress)
+        arcs, score, bound = _collect_mip(run, mip, run.deadline, arcs, score, bound, progress)
     if bounds.lag is not None and bound is not None and bound > score:  # no proof yet
         bound = _multipliers(run, bounds, score, bound)
     bound = _checked_bound(run.f, bound, score, "bound")
@@ -395,35 +416,56 @@ def _whole_model(
     return values, score, bound
 
 
+def _start_arranging(
+    run: _Run, greedy: IntArray | None, fairness: GroupFairness | None
+) -> ArrangingThread | None:
+    """The bookings alone being arranged in a thread, when the search will want them.
+
+    Only for models the search takes (above ``whole_model_arcs``), with no
+    fairness rule, when the greedy start (which keeps every booking that
+    fits) had to leave one out: with every booking valid the arrangement
+    would only take time from the full search. One CP-SAT worker gets at
+    most ``rebalance_share`` of the budget, in deterministic units or wall
+    seconds.
+    """
+    c, params = run.c, run.params
+    if c.n_arcs <= params.whole_model_arcs or greedy is None:
+        return None
+    kept_all = keeps_bookings(c, greedy)
+    run.stats["bookings_all_kept"] = kept_all
+    booked = c.drop_cost > 0
+    movable = booked & ~c.locked
+    if fairness is not None or kept_all or not movable.any() or booked.all():
+        return None
+    det = run.deterministic
+    share = params.rebalance_share * run.limit
+    return ArrangingThread(
+        run.f,
+        greedy,
+        time_limit=None if det else min(share, max(0.0, run.left())),
+        dtime=share if det else None,
+        seed=run.seed,
+    )
+
+
 def _search(
     run: _Run,
     lp: LpRelaxation,
     arcs: IntArray,
     score: int,
-    greedy: IntArray,
-    fairness: GroupFairness | None,
+    arranging: ArrangingThread | None,
     progress: _Progress,
     mip: MipProcess | None,
 ) -> tuple[IntArray, int]:
-    """The bookings phase when some cannot all stay, then the neighbourhood search."""
+    """The starts around the arranged bookings, if any, then the neighbourhood search."""
     c, f, params, stats = run.c, run.f, run.params, run.stats
     A = c.n_arcs
-    booked = c.drop_cost > 0
-    movable = booked & ~c.locked
-    # Only when the bookings cannot all stay (the greedy start, which keeps
-    # every booking that fits, had to leave one out): with every booking
-    # valid the phase would only take time from the full search.
-    kept_all = keeps_bookings(c, greedy)
-    stats["bookings_all_kept"] = kept_all
-    rebalance = fairness is None and movable.any() and not booked.all() and not kept_all
     budget = LnsBudget(dtime=run.limit) if run.deterministic else LnsBudget(deadline=run.deadline)
-    if rebalance and not run.deterministic:
-        starts = _bookings_by_mip(run, lp, greedy)
-    elif rebalance:
-        starts, spent = _bookings_by_cpsat(run, arcs)
-        budget = LnsBudget(dtime=max(0.0, run.limit - spent))
-    else:
-        starts = []
+    starts: list[IntArray] = []
+    if arranging is not None:
+        starts, spent = _around_bookings(run, lp, arranging)
+        if run.deterministic:
+            budget = LnsBudget(dtime=max(0.0, run.limit - spent))
     for start in starts:
         start_score = score_of_arcs(c, start)
         if start_score > score:
@@ -452,48 +494,32 @@ def _search(
     return out.values, out.objective
 
 
-def _bookings_by_mip(run: _Run, lp: LpRelaxation, greedy: IntArray) -> list[IntArray]:
-    """Starts filled around the bookings as HiGHS arranges them alone (wall-clock runs).
+def _around_bookings(
+    run: _Run, lp: LpRelaxation, arranging: ArrangingThread
+) -> tuple[list[IntArray], float]:
+    """Starts filled around the arranged bookings, and the deterministic time it took.
 
     A drop costs as much as a hundred children served, and undoing one takes a
     chain of moves through other bookings. The bookings alone (the unbooked
-    requests left out) make a small model that HiGHS solves exactly in about a
-    second on a city: the fewest drops and moves, as the start around which the
-    unbooked requests are then filled in.
+    requests left out) make a small model that one CP-SAT worker usually
+    solves exactly in under a second on a city: the fewest drops and moves, as
+    the start around which the unbooked requests are then filled in, greedily
+    and in the LP's order.
     """
     c = run.c
     t = time.perf_counter()
-    kept = arrange_bookings(run.f, greedy, time_limit=0.5 * max(0.0, run.left()))
-    run.stats["bookings_mip_seconds"] = round(time.perf_counter() - t, 4)
+    kept, spent = arranging.result()
+    run.stats["bookings_wait_seconds"] = round(time.perf_counter() - t, 4)
+    run.stats["bookings_dtime"] = round(spent, 3)
     if kept is None:
-        return []
-    run.stats["bookings_mip_score"] = score_of_arcs(c, kept)
+        return [], spent
+    run.stats["bookings_score"] = score_of_arcs(c, kept)
     starts = [round_and_repair(c, None, start=kept)]
     if lp.optimal:
         starts.append(round_and_repair(c, lp.values[: c.n_arcs], start=kept))
     out = [s for s in starts if s is not None]
     assert len(out) == len(starts)  # no fairness rule here
-    return out
-
-
-def _bookings_by_cpsat(run: _Run, arcs: IntArray) -> tuple[list[IntArray], float]:
-    """A start filled around the bookings as one CP-SAT worker arranges them alone.
-
-    Deterministic runs have no HiGHS: CP-SAT solves the same bookings-alone
-    model (:func:`~slotalloc.solver.search.bookings.arrange_bookings_cpsat`)
-    in at most ``rebalance_share`` of the budget; returns the start and the
-    deterministic time spent.
-    """
-    c = run.c
-    kept, spent = arrange_bookings_cpsat(
-        run.f, arcs, dtime=run.params.rebalance_share * run.limit, seed=run.seed
-    )
-    if kept is None:
-        return [], spent
-    filled = round_and_repair(c, None, start=kept)
-    assert filled is not None  # no fairness rule here
-    run.stats["rebalance_bookings_score"] = score_of_arcs(c, kept)
-    return [filled], spent
+    return out, spent
 
 
 def _collect_mip(

@@ -42,14 +42,17 @@ class OptimizerParams:
     #: Deterministic runs count multiplier steps in place of seconds: one step costs
     #: about this much per session (measured on the city: 0.068 s for 449 sessions).
     seconds_per_session: float = 1.5e-4
-    #: Share of the search budget spent on the bookings alone when some bookings
-    #: cannot all be kept (a caregiver cut): measured on the city cut, 31 drops
-    #: after 10 s against 35 without the phase. Since session 17 deterministic
-    #: runs give it to one CP-SAT worker on the bookings-alone model, which
-    #: usually ends far sooner (cities: 0.002-0.021 units) and leaves the rest
-    #: to the search (g6, 10 units: 98.13 % of the bound in 22 s against 94.62 %
-    #: in 246 s by the search of the bookings alone; c3 94.81 % against 91.76 %).
-    rebalance_share: float = 0.6
+    #: The plain optimiser, when some bookings cannot all be kept (a caregiver
+    #: cut): the most one CP-SAT worker may spend arranging the bookings alone,
+    #: beside the LP, as a share of the budget (deterministic units, or wall
+    #: seconds). It usually ends far sooner (cities: 0.002-0.25 units), but on a
+    #: city where every placement is booked it found no arrangement at all and
+    #: spent whatever it was given (b1 of ``benchmarks/quality/floor_bookings.py``,
+    #: 10 units: 57 drops at 0.05 and 0.1, 58 at 0.2, 67 at 0.6, the share of
+    #: session 17). On the test district where every placement is booked the
+    #: final score was 70 360 at 0.05-0.2 and 70 260 at 0.6 (3 units), 70 360 at
+    #: every share (10 units); on six other cities nothing changed.
+    rebalance_share: float = 0.1
     #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a child
     #: process beside the search (wall-clock runs only: HiGHS has no deterministic
     #: budget).

@@ -8,13 +8,13 @@ city; its answer is the start around which the unbooked requests are then
 filled in. Every rule being monotone, that arrangement is valid in the full
 model too.
 
-The plain optimiser's wall-clock runs ask HiGHS, in a child process
-(:class:`~slotalloc.solver.mip.MipProcess`): it may write to stderr, and
-nothing below the CLI prints. Rule 8's city path and every deterministic
-run ask CP-SAT (:func:`arrange_bookings_cpsat`), the city path in a thread
-beside its LP (:class:`ArrangingThread`): on six cities it found HiGHS's arrangement in
+Both the plain optimiser and rule 8's city path ask one CP-SAT worker
+(:func:`arrange_bookings_cpsat`), in a thread beside their LP
+(:class:`ArrangingThread`): on six cities it found HiGHS's arrangement in
 0.1-0.55 s against HiGHS's 0.53-0.9 s, and with a deterministic budget it
-repeats, which HiGHS, having none, cannot."""
+repeats, which HiGHS, having none, cannot. :func:`arrange_bookings` (HiGHS
+in a child process, :class:`~slotalloc.solver.mip.MipProcess`) is kept as
+the peer the tests and benchmarks check CP-SAT's arrangement against."""
 
 from __future__ import annotations
 
