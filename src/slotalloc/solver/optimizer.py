@@ -425,8 +425,8 @@ def _start_arranging(
     fairness rule, when the greedy start (which keeps every booking that
     fits) had to leave one out: with every booking valid the arrangement
     would only take time from the full search. One CP-SAT worker gets at
-    most ``rebalance_share`` of the budget, in deterministic units or wall
-    seconds.
+    most ``rebalance_share`` of a deterministic budget, or
+    ``rebalance_wall_share`` of the wall seconds left.
     """
     c, params = run.c, run.params
     if c.n_arcs <= params.whole_model_arcs or greedy is None:
@@ -438,12 +438,11 @@ def _start_arranging(
     if fairness is not None or kept_all or not movable.any() or booked.all():
         return None
     det = run.deterministic
-    share = params.rebalance_share * run.limit
     return ArrangingThread(
         run.f,
         greedy,
-        time_limit=None if det else min(share, max(0.0, run.left())),
-        dtime=share if det else None,
+        time_limit=None if det else params.rebalance_wall_share * max(0.0, run.left()),
+        dtime=params.rebalance_share * run.limit if det else None,
         seed=run.seed,
     )
 
