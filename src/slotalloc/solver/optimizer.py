@@ -203,7 +203,6 @@ def _optimize(
         )
         progress.bound = bound
     else:
-        # The greedy start keeps every booking that fits: it tells whether some cannot.
         values, score = _search(run, bounds.lp, arcs, score, arranging, progress, mip)
     arcs = np.flatnonzero(values[: c.n_arcs]).astype(np.int64)
     score = score_of_arcs(c, arcs)
