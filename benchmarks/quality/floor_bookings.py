@@ -1,11 +1,12 @@
 """Rule 8 (``group_floor: "fcfs"``) on one city where caregivers were cut: one verified run.
 
 Prints one JSON line: whether FCFS drops a booking (only then are the
-bookings arranged alone by HiGHS beside the LP, ``floor_bookings_share``),
-the start the city path took and its score, the answer's score against its
-bound, its dropped bookings, and the verifier's verdict. With ``--plain``
-the plain optimiser (no fairness rule) runs instead: its bookings phase
-reads HiGHS's answer from the same child process.
+bookings arranged alone, by one CP-SAT worker in a thread beside the LP,
+``floor_bookings_share``), the start the city path took and its score, the
+answer's score against its bound, its dropped bookings, the bookings
+phase's figures, and the verifier's verdict. With ``--plain`` the plain
+optimiser (no fairness rule) runs instead: its bookings phase is the same
+worker beside its LP (``rebalance_share``, ``rebalance_wall_share``).
 
 Old code beside new: run it with ``PYTHONPATH=/tmp/old/src`` (``git archive REV
 src | tar -x -C /tmp/old``), then without, alternating, city by city.
