@@ -184,8 +184,10 @@ def test_the_district_bound_is_the_least_of_the_search_s_and_the_lagrangian_s() 
 def test_both_rules_mended_after_the_resolve_are_verified() -> None:
     # Districts sent past the lazy rows: resolving the envy of the rule-8
     # answer breaks a floor, and the priority-respecting repair mends it.
+    # (9, 300, 3) was one until CP-SAT's hints reached it (session 19): its
+    # rule-8 answer's envy now resolves within the floors.
     both = {"group_floor": "fcfs", "priority": "no_justified_envy"}
-    for seed, requests, sites in [(9, 300, 3), (4, 400, 4)]:
+    for seed, requests, sites in [(10, 300, 3), (4, 400, 4)]:
         params = OptimizerParams(envy_lazy_max_arcs=0)
         c, out, report = _solved_district(seed, requests, sites, both, params)
         assert out.stats["envy_mended"] is True

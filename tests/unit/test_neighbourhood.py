@@ -90,3 +90,23 @@ def test_regression_lns_deterministic_budget_ends_when_steps_cost_nothing() -> N
     whole = run_cpsat(f, max_time=20)
     assert whole.optimal and out.objective == whole.objective
     _assert_verified(inst, out.values, out.objective)
+
+
+def test_regression_cp_sat_hint_was_written_to_a_detached_message() -> None:
+    # set_hint took the hint sub-message before clearing it; the values went to
+    # the detached copy and CP-SAT never saw a hint (found on a fully booked city
+    # where CP-SAT could not find the feasible start it was given). Fixed to the
+    # hint, CP-SAT must return exactly the hint, not the optimum.
+    from slotalloc.solver.fcfs import first_come_first_served
+
+    inst = generate_xiamen(3, 400, 2)
+    c = compile_instance(inst)
+    f = build_formulation(c)
+    hint = f.values_of_arcs(first_come_first_served(c))
+    hinted = int(f.obj @ hint) + f.offset
+    best = run_cpsat(f, max_time=20)
+    assert best.optimal and best.objective is not None and best.objective > hinted
+    run = run_cpsat(f, hint=hint, max_time=20, extra={"fix_variables_to_their_hinted_value": True})
+    assert run.objective == hinted
+    assert run.values is not None
+    _assert_verified(inst, run.values, hinted)

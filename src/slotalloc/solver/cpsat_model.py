@@ -52,7 +52,9 @@ def to_cp_model(f: LinearModel) -> cp_model.CpModel:
 def set_hint(model: cp_model.CpModel, values: npt.ArrayLike) -> None:
     """A complete hint: one value per variable of the formulation."""
     v = np.asarray(values, dtype=np.int64)
-    h = model.proto.solution_hint
+    # Clearing detaches a sub-message taken before it: a hint written there
+    # never reached the solver (every hint was lost until session 19).
     model.proto.clear_solution_hint()
+    h = model.proto.solution_hint
     h.vars.extend(range(v.shape[0]))
     h.values.extend(v.tolist())
