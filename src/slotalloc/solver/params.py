@@ -51,7 +51,9 @@ class OptimizerParams:
     #: 10 units: 57 drops at 0.05 and 0.1, 58 at 0.2, 67 at 0.6, the share of
     #: session 17). On the test district where every placement is booked the
     #: final score was 70 360 at 0.05-0.2 and 70 260 at 0.6 (3 units), 70 360 at
-    #: every share (10 units); on six other cities nothing changed.
+    #: every share (10 units); on six other cities nothing changed. Those runs
+    #: had no hint (lost until session 19); with it, b1's worker returns its
+    #: hint unimproved, and 0.3 gave the same 57 drops (b2 the same answer).
     rebalance_share: float = 0.1
     #: The same cap in wall-clock runs, as a share of the seconds left (HiGHS's
     #: cap before session 18). Beside GLOP, CP-SAT is slower: at 0.1 of the
