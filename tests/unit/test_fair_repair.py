@@ -374,3 +374,17 @@ def test_a_search_with_a_floor_bank_returns_the_best_score_it_saw() -> None:
     assert out.steps > 2 and rule.satisfied(arcs)
     assert out.objective == _accepted_score(inst, c, arcs) >= score_of_arcs(c, fcfs)
     assert out.objective == max([score_of_arcs(c, fcfs), *seen])
+
+
+def test_regression_both_rules_lazy_path_kept_fcfs_where_mending_does_better() -> None:
+    # On models up to envy_lazy_max_arcs the lazy loop resolved the optimiser's
+    # envy by swaps only; that broke a floor, so it kept FCFS in priority order
+    # (297 240 here) where the larger models' path mends the floors. It now
+    # mends too, and takes the mended answer when it scores more.
+    both = {"group_floor": "fcfs", "priority": "no_justified_envy"}
+    c, out, report = _solved_district(5, 300, 4, both, OptimizerParams())
+    assert out.stats["strategy"] == "lazy-envy"
+    assert out.stats["envy_mended"] is True
+    fcfs = first_come_first_served(c, priority_order=True)
+    assert fcfs is not None and report.score is not None
+    assert report.score > score_of_arcs(c, fcfs)

@@ -110,3 +110,21 @@ def test_regression_cp_sat_hint_was_written_to_a_detached_message() -> None:
     assert run.objective == hinted
     assert run.values is not None
     _assert_verified(inst, run.values, hinted)
+
+
+def test_regression_cp_sat_stopped_in_presolve_reported_a_bound_of_zero() -> None:
+    # A budget spent before CP-SAT loaded the objective gave best_objective_bound
+    # 0, which run_cpsat took for a bound: below FCFS's score here, so the lazy
+    # envy loop's answer lost its bound (and with a negative score it would
+    # have passed for a proof).
+    from slotalloc.result import score_of_arcs
+    from slotalloc.solver.fcfs import first_come_first_served
+
+    inst = generate_xiamen(8, 1000, 11, priorities="mix")
+    c = compile_instance(inst)
+    f = build_formulation(c)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    run = run_cpsat(f, max_dtime=1e-4)
+    assert run.values is None
+    assert run.bound is None or run.bound >= score_of_arcs(c, fcfs)

@@ -102,7 +102,14 @@ def run_cpsat(
         values = np.asarray(solver.response_proto.solution, dtype=np.int64)
         objective = int(m.obj @ values) + m.offset
     b = solver.best_objective_bound
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN):
+    # Stopped before its objective was loaded, CP-SAT reports a bound of 0 that
+    # bounds nothing (seen under a budget spent in presolve): no bound then.
+    no_bound = (
+        status == cp_model.UNKNOWN
+        and b == 0.0
+        and solver.response_proto.inner_objective_lower_bound == 0
+    )
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.UNKNOWN) and not no_bound:
         bound = safe_floor(b)
         if objective is not None and status == cp_model.OPTIMAL:
             bound = objective
