@@ -217,25 +217,24 @@ def _envy_free(
     stats["envy_triples_found"] = len(triples)
     if not triples:
         return arcs, optimal
-    fixed = _resolved(c, arcs, rule, params, stats)
+    fixed = _mended(c, resolve_envy(c, arcs), rule, params, stats)
     arcs = start if fixed is None else fixed
     if score_of_arcs(c, start) > score_of_arcs(c, arcs):
         arcs = start
     return arcs, False
 
 
-def _resolved(
+def _mended(
     c: Compiled,
     arcs: IntArray,
     rule: GroupFairness | None,
     params: OptimizerParams,
     stats: dict[str, object],
 ) -> IntArray | None:
-    """``arcs``'s envy resolved by swaps and, when that breaks a floor, mended; None if not.
+    """Envy-free ``arcs`` if they meet the floors, else mended (districts only), or None.
 
-    The mending (districts only) records ``envy_mended`` in ``stats``.
+    The mending records ``envy_mended`` in ``stats``.
     """
-    arcs = resolve_envy(c, arcs)
     if rule is None or rule.satisfied(arcs):
         return arcs
     mended = None
@@ -281,7 +280,7 @@ def _lazy_envy(
 
     First the optimiser under rule 8's rows (when on): on a small model it
     returns as soon as it proves its optimum, which gives a bound and, once
-    resolved (:func:`_resolved`: swaps, then the floors mended), an envy-free
+    resolved (swaps, then :func:`_mended` when a floor breaks), an envy-free
     candidate; it is the answer when it uses the whole budget. While budget
     is left, the incumbent's justified envy becomes rows and CP-SAT solves the
     whole model again, hinted with the best candidate of swaps alone, until an
@@ -311,7 +310,7 @@ def _lazy_envy(
         swapped = resolve_envy(c, arcs)
         if (rule is None or rule.satisfied(swapped)) and score_of_arcs(c, swapped) > hint_score:
             hint, hint_score = swapped, score_of_arcs(c, swapped)
-        fixed = _resolved(c, arcs, rule, params, mending)
+        fixed = _mended(c, swapped, rule, params, mending)
         if fixed is not None and score_of_arcs(c, fixed) > best_score:
             best, best_score = fixed, score_of_arcs(c, fixed)
 
