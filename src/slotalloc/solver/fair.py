@@ -304,7 +304,7 @@ def _lazy_envy(
 
     def offer(arcs: IntArray) -> None:
         # Resolved as the larger models' answers are, mended when a floor breaks:
-        # without the mending, both rules on 600-2 300-arc districts kept FCFS in
+        # without the mending, both rules on 350-2 300-arc districts kept FCFS in
         # priority order far below the other path (session 19).
         nonlocal best, best_score, hint, hint_score
         swapped = resolve_envy(c, arcs)
