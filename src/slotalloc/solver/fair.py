@@ -231,7 +231,7 @@ def _mended(
     params: OptimizerParams,
     stats: dict[str, object],
 ) -> IntArray | None:
-    """Envy-free ``arcs`` if they meet the floors, else mended (districts only), or None.
+    """Envy-free ``arcs`` themselves if they meet the floors, else mended (districts only), or None.
 
     The mending records ``envy_mended`` in ``stats``.
     """
@@ -308,11 +308,11 @@ def _lazy_envy(
         # priority order far below the other path (session 19).
         nonlocal best, best_score, hint, hint_score
         swapped = resolve_envy(c, arcs)
-        if (rule is None or rule.satisfied(swapped)) and score_of_arcs(c, swapped) > hint_score:
-            hint, hint_score = swapped, score_of_arcs(c, swapped)
         fixed = _mended(c, swapped, rule, params, mending)
-        if fixed is not None and score_of_arcs(c, fixed) > best_score:
-            best, best_score = fixed, score_of_arcs(c, fixed)
+        if fixed is swapped and (s := score_of_arcs(c, swapped)) > hint_score:
+            hint, hint_score = swapped, s
+        if fixed is not None and (s := score_of_arcs(c, fixed)) > best_score:
+            best, best_score = fixed, s
 
     run = dict(kwargs)
     run.update(on_progress=None, hint=first)
