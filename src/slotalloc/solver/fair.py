@@ -30,10 +30,13 @@ floor's children between distant sessions as the neighbourhood search, grown
 around sessions, cannot; the neighbourhood search under the rows then
 improves it, each neighbourhood free to bank a few children above a floor at
 the floor's LP price (:class:`slotalloc.solver.search.lns.FloorBank`), so that
-a place moved between two far sites can be found. The bound is the least
-of that LP's and the Lagrangian bound with the floors dualised beside the
-coupling rows (:class:`slotalloc.solver.bounds.floors.FloorLagrangian`),
-priced at the LP's duals and improved last, aimed at the final score.
+a place moved between two far sites can be found. Where the bookings were
+arranged alone, the answer's dropped bookings are last re-seated by chains of
+moves (:mod:`slotalloc.solver.search.reseat`), kept when the floors still hold.
+The bound is the least of that LP's and the Lagrangian bound with the floors
+dualised beside the coupling rows
+(:class:`slotalloc.solver.bounds.floors.FloorLagrangian`), priced at the LP's
+duals and improved last, aimed at the final score.
 
 On districts (``whole_model_arcs`` to ``mip_max_arcs`` arcs, wall-clock runs)
 HiGHS first solves, for ``floor_support_share`` of the budget, the model cut
@@ -70,7 +73,7 @@ from slotalloc.solver.params import DEFAULT_TIME_LIMIT, PARAMS, OptimizerParams
 from slotalloc.solver.rows.group_fairness import GroupFairness, group_floor
 from slotalloc.solver.rows.no_envy import EnvyRows
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull
-from slotalloc.solver.search.bookings import ArrangingThread, keeps_bookings
+from slotalloc.solver.search.bookings import ArrangingThread, drops, keeps_bookings
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import (
     anchored_lp_rounding,
@@ -80,6 +83,7 @@ from slotalloc.solver.search.fair_repair import (
 from slotalloc.solver.search.lns import FloorBank, LnsBudget, large_neighbourhood_search
 from slotalloc.solver.search.neighbourhood import Restrictor, free_variables
 from slotalloc.solver.search.priority_fix import fix_above_lowest
+from slotalloc.solver.search.reseat import reseat_and_fill
 from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["FairOptimum", "optimize_fair"]
@@ -527,6 +531,37 @@ def _rins(
     return arcs
 
 
+def _reseated(
+    c: Compiled,
+    rule: GroupFairness,
+    arcs: IntArray,
+    score: int,
+    params: OptimizerParams,
+    deadline: float | None,
+    stats: dict[str, object],
+) -> tuple[IntArray, int]:
+    """``arcs`` with dropped bookings re-seated by chains of moves, when better and fair.
+
+    As in the plain optimiser (:func:`~slotalloc.solver.search.reseat.reseat_and_fill`);
+    a chain may let an unbooked child go, so the answer is kept only when it
+    still meets the floors.
+    """
+    t = time.perf_counter()
+    filled, seated = reseat_and_fill(
+        c, arcs, max_checks=params.reseat_max_checks, deadline=deadline
+    )
+    stats["reseat_seated"] = seated
+    stats["reseat_seconds"] = round(time.perf_counter() - t, 3)
+    if seated == 0:
+        return arcs, score
+    new_score = score_of_arcs(c, filled)
+    if new_score <= score or not rule.satisfied(filled):
+        stats["reseat_kept"] = False
+        return arcs, score
+    stats["reseat_kept"] = True
+    return filled, new_score
+
+
 def _floor_bank(
     f: Formulation, f_lp: Formulation, duals: FloatArray, rule: GroupFairness, cap: int
 ) -> FloorBank | None:
@@ -743,6 +778,12 @@ def _floors_from_lp(
     f = build_formulation(c, rule)
     steps = 0 if lag is None else _multiplier_steps(c, lag, limit, det, params)
     search_end = deadline - (params.floor_bound_share * limit if steps and not det else 0.0)
+    reseat_end = search_end
+    if arranging is not None and not det:
+        # Kept for the chains of moves, by the start's drops (as the plain optimiser).
+        search_end -= min(
+            params.reseat_share * limit, params.reseat_seconds_per_drop * drops(c, start)
+        )
     share = params.floor_rins_share * limit
     for wide in params.floor_rins:
         wall = None if det else min(share, search_end - time.perf_counter())
@@ -781,6 +822,8 @@ def _floors_from_lp(
     score = score_of_arcs(c, arcs)
     stats["lns_steps"] = out.steps
     stats["lns_seconds"] = round(time.perf_counter() - t_search, 3)
+    if arranging is not None:
+        arcs, score = _reseated(c, rule, arcs, score, params, None if det else reseat_end, stats)
     if lag is not None and steps and (bound is None or bound > score):
         improved = lag.improve(score, steps, None if det else deadline)
         stats["multiplier_bound"] = improved

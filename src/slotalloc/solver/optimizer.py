@@ -29,6 +29,10 @@ in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
    (:mod:`slotalloc.solver.search.lns`); on models too large for step 1, one of
    its two lanes hands district-sized windows to HiGHS while the other solves
    small neighbourhoods with CP-SAT around them.
+   When step 4 ran, the search's answer then has its dropped bookings
+   re-seated by chains of moves through bookings far apart, which no
+   neighbourhood holds whole (:mod:`slotalloc.solver.search.reseat`; a
+   ``reseat_share`` of a wall-clock budget is kept for it).
 6. The Lagrangian multipliers are improved last, aimed at the final score,
    when the bound does not yet prove it.
 
@@ -61,11 +65,13 @@ from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.rows.staffing_hull import add_staffing_hull, corner_caps
 from slotalloc.solver.search.bookings import (
     ArrangingThread,
+    drops,
     keeps_bookings,
 )
 from slotalloc.solver.search.cpsat_run import run_cpsat
 from slotalloc.solver.search.fair_repair import repair_lp_rounding
 from slotalloc.solver.search.lns import LnsBudget, large_neighbourhood_search
+from slotalloc.solver.search.reseat import reseat_and_fill
 from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["DEFAULT_TIME_LIMIT", "PARAMS", "OptimizerParams", "Optimum", "optimize"]
@@ -233,6 +239,9 @@ class _Run:
     seed: int
     focus: IntArray | None
     stats: dict[str, object]
+    #: Whether the search's answer goes to the chains of moves (the greedy start
+    #: drops a booking that could move, no fairness rule).
+    reseat: bool = False
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -422,8 +431,11 @@ def _start_arranging(
 
     Only for models the search takes (above ``whole_model_arcs``), with no
     fairness rule, when the greedy start (which keeps every booking that
-    fits) had to leave one out: with every booking valid the arrangement
-    would only take time from the full search. One CP-SAT worker gets at
+    fits) had to leave one out that could move: with every booking valid
+    the arrangement would only take time from the full search. Then the
+    search's answer also goes to the chains of moves (``run.reseat``), even
+    when every request is booked (and the bookings alone, being the whole
+    model, are not arranged apart). One CP-SAT worker gets at
     most ``rebalance_share`` of a deterministic budget, or
     ``rebalance_wall_share`` of the wall seconds left.
     """
@@ -434,7 +446,10 @@ def _start_arranging(
     run.stats["bookings_all_kept"] = kept_all
     booked = c.drop_cost > 0
     movable = booked & ~c.locked
-    if fairness is not None or kept_all or not movable.any() or booked.all():
+    if fairness is not None or kept_all or not movable.any():
+        return None
+    run.reseat = True
+    if booked.all():  # the bookings alone are the whole model
         return None
     det = run.deterministic
     return ArrangingThread(
@@ -460,8 +475,12 @@ def _search(
     A = c.n_arcs
     budget = LnsBudget(dtime=run.limit) if run.deterministic else LnsBudget(deadline=run.deadline)
     starts: list[IntArray] = []
+    if run.reseat and (run.deterministic or arranging is None or arranging.running()):
+        # The main thread would only wait for the arrangement meanwhile.
+        starts.append(_reseated_start(run, arcs, arranging))
     if arranging is not None:
-        starts, spent = _around_bookings(run, lp, arranging)
+        around, spent = _around_bookings(run, lp, arranging)
+        starts += around
         if run.deterministic:
             budget = LnsBudget(dtime=max(0.0, run.limit - spent))
     for start in starts:
@@ -469,6 +488,10 @@ def _search(
         if start_score > score:
             arcs, score = start, start_score
             progress.improved(score)
+    if run.reseat and not run.deterministic:
+        # The search's end leaves the chains of moves their time.
+        keep = min(params.reseat_share * run.limit, params.reseat_seconds_per_drop * drops(c, arcs))
+        budget = LnsBudget(deadline=run.deadline - keep)
     values = f.values_of_arcs(arcs)
     out = large_neighbourhood_search(
         f,
@@ -489,7 +512,53 @@ def _search(
     stats["strategy"] = "lns"
     stats["lns_steps"] = out.steps
     stats["lns_improving_steps"] = out.improving_steps
-    return out.values, out.objective
+    if not run.reseat:
+        return out.values, out.objective
+    return _reseated(run, out.values, out.objective, progress)
+
+
+def _reseated_start(run: _Run, arcs: IntArray, arranging: ArrangingThread | None) -> IntArray:
+    """The start with its dropped bookings re-seated, within the arrangement's time.
+
+    On a fully booked city CP-SAT may find no better arrangement than its
+    hint and run to its limit (b1: the main thread waited 2.8 s of 10);
+    meanwhile the chains of moves seat some of the start's drops.
+    """
+    t = time.perf_counter()
+    deadline = None if arranging is None or run.deterministic else arranging.ends_at
+    if deadline is None and not run.deterministic:
+        deadline = t + run.params.reseat_share * run.limit
+    out, seated = reseat_and_fill(
+        run.c, arcs, max_checks=run.params.reseat_max_checks, deadline=deadline
+    )
+    run.stats["reseat_start_seated"] = seated
+    run.stats["reseat_start_seconds"] = round(time.perf_counter() - t, 3)
+    return out
+
+
+def _reseated(run: _Run, values: IntArray, score: int, progress: _Progress) -> tuple[IntArray, int]:
+    """The search's answer with its dropped bookings re-seated by chains of moves, if better.
+
+    The neighbourhoods, grown around a few linked sessions, rarely hold a
+    chain of moves through bookings far apart; :func:`reseat_dropped`
+    follows such chains, and the unbooked requests an eviction left out are
+    then offered their sessions again (:func:`reseat_and_fill`).
+    """
+    c = run.c
+    t = time.perf_counter()
+    filled, seated = reseat_and_fill(
+        c,
+        np.flatnonzero(values[: c.n_arcs]).astype(np.int64),
+        max_checks=run.params.reseat_max_checks,
+        deadline=None if run.deterministic else run.deadline,
+    )
+    run.stats["reseat_seated"] = seated
+    run.stats["reseat_seconds"] = round(time.perf_counter() - t, 3)
+    new_score = score_of_arcs(c, filled)
+    if seated == 0 or new_score <= score:
+        return values, score
+    progress.improved(new_score)
+    return run.f.values_of_arcs(filled), new_score
 
 
 def _around_bookings(

@@ -60,6 +60,19 @@ class OptimizerParams:
     #: budget (1 s) it found no arrangement on b2 (0.09 units done; it needs
     #: 0.25) and the runs ended with 2-3 drops against HiGHS's 0.
     rebalance_wall_share: float = 0.5
+    #: The plain optimiser, when the greedy start drops a booking that could
+    #: move: dropped bookings are re-seated by chains of moves
+    #: (:mod:`slotalloc.solver.search.reseat`), in the start while the bookings'
+    #: arrangement still runs and in the search's answer. For the latter a
+    #: wall-clock search ends early by ``reseat_seconds_per_drop`` for each drop
+    #: of its start, at most ``reseat_share`` of the budget (measured: 8-15 ms a
+    #: drop on three fully booked cities; a flat 5 % cost cities with few drops
+    #: 0.2-0.6 points). Each run stops after ``reseat_max_checks`` occupancy
+    #: checks (deterministic runs: that cap alone). See ``benchmarks/RESULTS.md``
+    #: (session 20).
+    reseat_share: float = 0.1
+    reseat_seconds_per_drop: float = 0.015
+    reseat_max_checks: int = 2_000_000
     #: Models up to this many arcs also go to HiGHS's branch-and-cut, in a child
     #: process beside the search (wall-clock runs only: HiGHS has no deterministic
     #: budget).

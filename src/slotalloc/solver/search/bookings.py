@@ -19,6 +19,7 @@ the peer the tests and benchmarks check CP-SAT's arrangement against."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -33,6 +34,7 @@ __all__ = [
     "ArrangingThread",
     "arrange_bookings",
     "arrange_bookings_cpsat",
+    "drops",
     "keeps_bookings",
 ]
 
@@ -43,6 +45,13 @@ def keeps_bookings(c: Compiled, arcs: IntArray) -> bool:
     at = np.full(c.n_requests, -1, dtype=np.int64)
     at[c.arc_req[arcs]] = c.arc_sess[arcs]
     return bool(np.all(at[booked] == c.booked_session[booked]))
+
+
+def drops(c: Compiled, arcs: IntArray) -> int:
+    """How many booked requests ``arcs`` leaves unplaced."""
+    placed = np.zeros(c.n_requests, dtype=np.bool_)
+    placed[c.arc_req[arcs]] = True
+    return int(((c.booked_session >= 0) & ~placed).sum())
 
 
 def arrange_bookings(f: Formulation, start: IntArray, *, time_limit: float) -> IntArray | None:
@@ -94,6 +103,8 @@ class ArrangingThread:
         seed: int = 0,
     ) -> None:
         self._stop = threading.Event()
+        #: When its wall-clock limit ends (None: a deterministic budget).
+        self.ends_at = None if time_limit is None else time.perf_counter() + time_limit
         self._out: tuple[IntArray | None, float] = (None, 0.0)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -118,6 +129,10 @@ class ArrangingThread:
             )
         except BaseException as e:  # handed to the caller in result()
             self._error = e
+
+    def running(self) -> bool:
+        """Whether the search is still under way (the caller would wait for it)."""
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         """End the search now and wait for the thread (e.g. when the caller fails meanwhile)."""
