@@ -16,10 +16,13 @@ from slotalloc.compile import Compiled, compile_instance
 from slotalloc.models import Instance
 from slotalloc.result import score_of_arcs
 from slotalloc.scenarios.xiamen import generate_xiamen
+from slotalloc.solver.fair import optimize_fair
+from slotalloc.solver.fcfs import first_come_first_served
 from slotalloc.solver.optimizer import optimize
 from slotalloc.solver.params import PARAMS
+from slotalloc.solver.rows.group_fairness import group_floor
 from slotalloc.solver.search.bookings import drops
-from slotalloc.solver.search.reseat import reseat_dropped
+from slotalloc.solver.search.reseat import reseat_and_fill, reseat_dropped
 from slotalloc.solver.search.rounding import round_and_repair
 from slotalloc.verify import locked_conflicts
 from strategies import instances
@@ -198,3 +201,72 @@ def test_chains_run_when_every_request_is_booked() -> None:
     assert "bookings_dtime" not in opt.stats
     assert "reseat_seated" in opt.stats
     assert opt.bound is not None and _accepted_score(inst, c, opt.arcs) <= opt.bound
+
+
+def test_rule_8_city_path_reseats_and_keeps_the_floors() -> None:
+    # The fully booked district of the regression above, under rule 8, through
+    # the city path: the chains run on FCFS while the bookings are arranged,
+    # and on the search's answer; the answer still meets every floor.
+    doc = generate_xiamen(3, 3000, 12, bookings=1.0, cut=12).model_dump(
+        mode="json", exclude_none=True
+    )
+    doc["policy"]["fairness"] = {"group_floor": "fcfs"}
+    inst = Instance.model_validate(doc)
+    c = compile_instance(inst)
+    fcfs = first_come_first_served(c)
+    assert fcfs is not None
+    runs = {}
+    for cap in (0, PARAMS.reseat_max_checks):
+        params = dataclasses.replace(PARAMS, mip_max_arcs=0, reseat_max_checks=cap)
+        opt = optimize_fair(
+            c, inst.policy, optimize, params=params, time_limit=2, seed=0, deterministic=True
+        )
+        assert opt.stats["strategy"] == "floors-from-lp"
+        assert group_floor(c, fcfs).satisfied(opt.arcs)
+        assert opt.bound is not None and _accepted_score(inst, c, opt.arcs) <= opt.bound
+        runs[cap] = opt
+    on = runs[PARAMS.reseat_max_checks]
+    assert int(on.stats["reseat_start_seated"]) > 0  # type: ignore[call-overload]
+    assert drops(c, on.arcs) <= drops(c, runs[0].arcs)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(bookings=True, max_requests=10), st.randoms(use_true_random=False))
+def test_property_with_floors_no_placement_leaves_below_one(inst: Instance, rnd: Random) -> None:
+    # Regression: reseat_and_fill did not pass the floors on to the chains,
+    # so on rule 8's city path a chain let children of a group at its floor
+    # go and the whole answer was thrown away (x4: 24 bookings seated, none kept).
+    assume(not locked_conflicts(inst))
+    c = compile_instance(inst)
+    full = round_and_repair(c, None)
+    assert full is not None
+    start = np.asarray(
+        [a for a in full.tolist() if c.locked[c.arc_req[a]] or rnd.random() < 0.7],
+        dtype=np.int64,
+    )
+    rule = group_floor(c, start)
+    out, _ = reseat_and_fill(c, start, max_checks=2_000_000, deadline=None, floors=rule)
+    assert rule.satisfied(out)
+    assert _accepted_score(inst, c, out) >= score_of_arcs(c, start)
+
+
+def test_regression_the_floors_reach_the_chains() -> None:
+    # B holds five unbooked toddlers (one caregiver) in a room of five, with a
+    # second caregiver free: r7 (older) fits once a toddler leaves. Without a
+    # floor it does; with the toddlers' floor at FCFS's five it must not
+    # (reseat_and_fill once dropped the floors on the way to the chains, and on
+    # x4 rule 8's city path threw 24 seated bookings away).
+    reqs = [(f"r{i}", ["A", "B"]) for i in range(8)] + [(f"u{i}", ["B"]) for i in range(5)]
+    inst = make([("A", 10, 1), ("B", 5, 2)], reqs, [(f"r{i}", "A", False) for i in range(8)])
+    doc = inst.model_dump(mode="json", exclude_none=True)
+    for ch in doc["children"]:
+        if ch["id"].startswith("c-u"):
+            ch["birth_date"] = "2024-01-15"
+    inst = Instance.model_validate(doc)
+    c = compile_instance(inst)
+    start = _arcs_of(c, inst, {f"r{i}": "A" for i in range(7)} | {f"u{i}": "B" for i in range(5)})
+    rule = group_floor(c, start)
+    free, seated = reseat_and_fill(c, start, max_checks=10_000, deadline=None)
+    assert seated == 1 and not rule.satisfied(free)
+    kept, seated = reseat_and_fill(c, start, max_checks=10_000, deadline=None, floors=rule)
+    assert seated == 0 and rule.satisfied(kept)

@@ -531,6 +531,37 @@ def _rins(
     return arcs
 
 
+def _chained_bookings(
+    c: Compiled,
+    fcfs: IntArray,
+    arranging: ArrangingThread,
+    det: bool,
+    params: OptimizerParams,
+    stats: dict[str, object],
+) -> IntArray | None:
+    """FCFS's bookings re-seated by chains of moves, while the arrangement still runs.
+
+    On a fully booked city CP-SAT may find no better arrangement than its
+    hint and run to its limit (b1: 2.2-2.9 s of 10, the main thread waiting);
+    meanwhile the chains seat some of FCFS's drops, stopping when it ends
+    (wall-clock runs). Returns the bookings' arcs (as the arrangement's), or
+    None when the arrangement had ended.
+    """
+    if not det and not arranging.running():
+        return None
+    t = time.perf_counter()
+    out, seated = reseat_and_fill(
+        c,
+        fcfs,
+        max_checks=params.reseat_max_checks,
+        deadline=None if det else arranging.ends_at,
+        stop=None if det else lambda: not arranging.running(),
+    )
+    stats["reseat_start_seated"] = seated
+    stats["reseat_start_seconds"] = round(time.perf_counter() - t, 3)
+    return out[c.booked_session[c.arc_req[out]] >= 0]
+
+
 def _reseated(
     c: Compiled,
     rule: GroupFairness,
@@ -543,19 +574,29 @@ def _reseated(
     """``arcs`` with dropped bookings re-seated by chains of moves, when better and fair.
 
     As in the plain optimiser (:func:`~slotalloc.solver.search.reseat.reseat_and_fill`);
-    a chain may let an unbooked child go, so the answer is kept only when it
-    still meets the floors.
+    a chain may let an unbooked child go, so when a floor breaks it is
+    repaired (:func:`~slotalloc.solver.search.fair_repair.repair_rows`), and
+    the answer is kept only when it meets the floors and scores better.
     """
     t = time.perf_counter()
     filled, seated = reseat_and_fill(
-        c, arcs, max_checks=params.reseat_max_checks, deadline=deadline
+        c, arcs, max_checks=params.reseat_max_checks, deadline=deadline, floors=rule
     )
     stats["reseat_seated"] = seated
     stats["reseat_seconds"] = round(time.perf_counter() - t, 3)
     if seated == 0:
         return arcs, score
+    if not rule.satisfied(filled):
+        # A chain let children of a group at its floor go: put some back
+        # (insertion with eviction, never of a booking).
+        mended = repair_rows(c, filled, rule)
+        stats["reseat_mended"] = mended is not None
+        if mended is None:
+            stats["reseat_kept"] = False
+            return arcs, score
+        filled = mended
     new_score = score_of_arcs(c, filled)
-    if new_score <= score or not rule.satisfied(filled):
+    if new_score <= score:
         stats["reseat_kept"] = False
         return arcs, score
     stats["reseat_kept"] = True
@@ -766,11 +807,15 @@ def _floors_from_lp(
     stats["strategy"] = "floors-from-lp"
     kept, spent = None, 0.0
     if arranging is not None:
+        chained = _chained_bookings(c, fcfs, arranging, det, params, stats)
         kept, spent = arranging.result()
         stats["bookings_seconds"] = round(time.perf_counter() - t_arranging, 3)
         stats["bookings_dtime"] = round(spent, 3)
         if kept is not None:
             stats["bookings_score"] = score_of_arcs(c, kept)
+        if chained is not None and (kept is None or drops(c, chained) < drops(c, kept)):
+            kept = chained
+            stats["bookings_from"] = "chains"
     if not lp.optimal:
         return None
     A = c.n_arcs

@@ -522,14 +522,20 @@ def _reseated_start(run: _Run, arcs: IntArray, arranging: ArrangingThread | None
 
     On a fully booked city CP-SAT may find no better arrangement than its
     hint and run to its limit (b1: the main thread waited 2.8 s of 10);
-    meanwhile the chains of moves seat some of the start's drops.
+    meanwhile the chains of moves seat some of the start's drops, stopping
+    when it ends (wall-clock runs).
     """
     t = time.perf_counter()
     deadline = None if arranging is None or run.deterministic else arranging.ends_at
     if deadline is None and not run.deterministic:
         deadline = t + run.params.reseat_share * run.limit
+    waiting = arranging is not None and not run.deterministic
     out, seated = reseat_and_fill(
-        run.c, arcs, max_checks=run.params.reseat_max_checks, deadline=deadline
+        run.c,
+        arcs,
+        max_checks=run.params.reseat_max_checks,
+        deadline=deadline,
+        stop=(lambda: not arranging.running()) if waiting and arranging is not None else None,
     )
     run.stats["reseat_start_seated"] = seated
     run.stats["reseat_start_seconds"] = round(time.perf_counter() - t, 3)

@@ -17,19 +17,21 @@ moves). A chain is applied only when it raises the score.
 
 Every step goes through :class:`~slotalloc.rules.Occupancy`, so the result
 keeps rules 1-7. The order is fixed (booking order) and the work is capped
-in occupancy checks, so equal inputs give equal results; the clock is read
-only when a deadline is given (wall-clock runs).
+in occupancy checks, so equal inputs give equal results; the clock (or a
+stop condition) is read only when given (wall-clock runs).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from slotalloc._typing import IntArray
 from slotalloc.compile import Compiled
 from slotalloc.rules import Occupancy
+from slotalloc.solver.rows.group_fairness import GroupFairness
 from slotalloc.solver.search.rounding import round_and_repair
 
 __all__ = ["reseat_and_fill", "reseat_dropped"]
@@ -43,9 +45,24 @@ class _Chains:
     """The assignment under repair, with the moves of the chain being tried."""
 
     def __init__(
-        self, c: Compiled, arcs: IntArray, max_checks: int, deadline: float | None
+        self,
+        c: Compiled,
+        arcs: IntArray,
+        max_checks: int,
+        deadline: float | None,
+        stop: Callable[[], bool] | None,
+        floors: GroupFairness | None,
     ) -> None:
         self.occ = Occupancy(c)
+        # Rows a placement's leaving may not break: their coefficients per arc
+        # and the running slack (None: no rows).
+        self._coef: list[list[int]] | None = None
+        self._slack: list[int] = []
+        if floors is not None:
+            act = np.flatnonzero(floors.active)
+            self._coef = floors.coef[:, act].tolist()
+            # Counted up from nothing as the arcs are placed below.
+            self._slack = floors.slack(arcs[:0])[act].tolist()
         self.gain = (c.arc_coef + c.drop_cost[c.arc_req]).tolist()
         self.arc_req = c.arc_req.tolist()
         self.arc_sess = c.arc_sess.tolist()
@@ -61,6 +78,7 @@ class _Chains:
         self.in_sess: list[set[int]] = [set() for _ in range(c.n_sessions)]
         self.checks_left = max_checks
         self.deadline = deadline
+        self.stop = stop
         for a in arcs.tolist():
             self._place(a)
         #: Every move since the start, (added, arc): a chain is undone from a mark.
@@ -78,20 +96,23 @@ class _Chains:
         self.checks_left -= 1
         if self.checks_left < 0:
             raise _Budget
-        if (
-            self.deadline is not None
-            and self.checks_left % 1024 == 0
-            and time.perf_counter() > self.deadline
+        if self.checks_left % 1024 == 0 and (
+            (self.deadline is not None and time.perf_counter() > self.deadline)
+            or (self.stop is not None and self.stop())
         ):
             raise _Budget
         return self.occ.fits(*self.args(a))
 
     def _place(self, a: int) -> None:
+        if self._coef is not None:
+            self._slack = [x + y for x, y in zip(self._slack, self._coef[a], strict=True)]
         self.occ.add(*self.args(a))
         self.at[self.arc_req[a]] = a
         self.in_sess[self.arc_sess[a]].add(a)
 
     def _unplace(self, a: int) -> None:
+        if self._coef is not None:
+            self._slack = [x - y for x, y in zip(self._slack, self._coef[a], strict=True)]
         self.occ.remove(*self.args(a))
         self.at[self.arc_req[a]] = -1
         self.in_sess[self.arc_sess[a]].discard(a)
@@ -112,6 +133,10 @@ class _Chains:
             else:
                 self._place(a)
         del self.journal[mark:]
+
+    def rows_hold(self) -> bool:
+        """Whether every row given (the floors) still holds."""
+        return all(x >= 0 for x in self._slack)
 
     def delta(self, mark: int) -> int:
         """The score change since ``mark`` (a request placed gains its arc's score and its drop)."""
@@ -145,8 +170,10 @@ class _Chains:
                 if self.fits(a):
                     self.add(a)
                     q = self.arc_req[e]
-                    if self.seat(q, depth - 1, entered) or not self.booked[q]:
+                    if self.seat(q, depth - 1, entered):
                         return True
+                    if not self.booked[q] and self.rows_hold():
+                        return True  # q leaves
                     self.remove(a)
                 self.add(e)
         return False
@@ -160,6 +187,8 @@ def reseat_dropped(
     max_checks: int = 2_000_000,
     rounds: int = 3,
     deadline: float | None = None,
+    stop: Callable[[], bool] | None = None,
+    floors: GroupFairness | None = None,
 ) -> tuple[IntArray, int]:
     """``arcs`` with dropped bookings re-seated by chains of moves where that raises the score.
 
@@ -178,6 +207,11 @@ def reseat_dropped(
         Passes over the dropped bookings, while one seats any.
     deadline
         ``time.perf_counter()`` at which to stop (None: the check cap alone).
+    stop
+        Polled with the clock: stop when it returns True (wall-clock runs only).
+    floors
+        Rows (rule 8's floors) that ``arcs`` meets and that an unbooked
+        placement's leaving must keep.
 
     Returns
     -------
@@ -185,7 +219,7 @@ def reseat_dropped(
         The arcs (sorted) of a valid assignment scoring at least as well as
         ``arcs``, and the number of bookings seated.
     """
-    st = _Chains(c, np.asarray(arcs, dtype=np.int64), max_checks, deadline)
+    st = _Chains(c, np.asarray(arcs, dtype=np.int64), max_checks, deadline, stop, floors)
     total = 0
     order = [r for r in c.booking_order.tolist() if st.booked[r]]
     try:
@@ -219,7 +253,13 @@ def reseat_dropped(
 
 
 def reseat_and_fill(
-    c: Compiled, arcs: IntArray, *, max_checks: int, deadline: float | None
+    c: Compiled,
+    arcs: IntArray,
+    *,
+    max_checks: int,
+    deadline: float | None,
+    stop: Callable[[], bool] | None = None,
+    floors: GroupFairness | None = None,
 ) -> tuple[IntArray, int]:
     """:func:`reseat_dropped`, then the requests left out offered their sessions again.
 
@@ -228,9 +268,15 @@ def reseat_and_fill(
     unplaced request its sessions where they still fit. Returns the arcs
     and the number of bookings seated (``arcs`` itself when none).
     """
-    reseated, seated = reseat_dropped(c, arcs, max_checks=max_checks, deadline=deadline)
+    reseated, seated = reseat_dropped(
+        c, arcs, max_checks=max_checks, deadline=deadline, stop=stop, floors=floors
+    )
     if seated == 0:
         return arcs, 0
     filled = round_and_repair(c, None, start=reseated)
     assert filled is not None  # None only under a fairness rule, and none is passed
+    if not np.isin(reseated, filled).all():
+        # The fill skips arcs scoring below zero, which rule 8's search may
+        # place to meet a floor: keep the chains' answer whole then.
+        return reseated, seated
     return filled, seated
