@@ -155,6 +155,16 @@ def test_regression_search_left_drops_a_chain_of_moves_could_seat() -> None:
     assert after.bound is not None and after.score <= after.bound
 
 
+def _thinned(c: Compiled, rnd: Random, keep: float) -> IntArray:
+    """A valid start: the greedy one with some placements (bookings among them) taken out."""
+    full = round_and_repair(c, None)
+    assert full is not None
+    return np.asarray(
+        [a for a in full.tolist() if c.locked[c.arc_req[a]] or rnd.random() < keep],
+        dtype=np.int64,
+    )
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     instances(bookings=True, max_requests=10),
@@ -167,13 +177,7 @@ def test_property_reseating_keeps_every_rule_and_never_lowers_the_score(
     # Cut short (a few checks) it undoes the chain under way: still valid.
     assume(not locked_conflicts(inst))
     c = compile_instance(inst)
-    full = round_and_repair(c, None)
-    assert full is not None
-    # A valid start with some placements (bookings among them) taken out.
-    start = np.asarray(
-        [a for a in full.tolist() if c.locked[c.arc_req[a]] or rnd.random() < 0.6],
-        dtype=np.int64,
-    )
+    start = _thinned(c, rnd, 0.6)
     out, seated = reseat_dropped(c, start, max_checks=max_checks)
     assert _accepted_score(inst, c, out) >= score_of_arcs(c, start)
     assert drops(c, out) == drops(c, start) - seated
@@ -238,12 +242,7 @@ def test_property_with_floors_no_placement_leaves_below_one(inst: Instance, rnd:
     # go and the whole answer was thrown away (x4: 24 bookings seated, none kept).
     assume(not locked_conflicts(inst))
     c = compile_instance(inst)
-    full = round_and_repair(c, None)
-    assert full is not None
-    start = np.asarray(
-        [a for a in full.tolist() if c.locked[c.arc_req[a]] or rnd.random() < 0.7],
-        dtype=np.int64,
-    )
+    start = _thinned(c, rnd, 0.7)
     rule = group_floor(c, start)
     out, _ = reseat_and_fill(c, start, max_checks=2_000_000, deadline=None, floors=rule)
     assert rule.satisfied(out)
