@@ -547,7 +547,7 @@ def _chained_bookings(
     (wall-clock runs). Returns the bookings' arcs (as the arrangement's), or
     None when the arrangement had ended.
     """
-    if not det and not arranging.running():
+    if not det and arranging.done():
         return None
     t = time.perf_counter()
     out, seated = reseat_and_fill(
@@ -555,7 +555,7 @@ def _chained_bookings(
         fcfs,
         max_checks=params.reseat_max_checks,
         deadline=None if det else arranging.ends_at,
-        stop=None if det else lambda: not arranging.running(),
+        stop=None if det else arranging.done,
     )
     stats["reseat_start_seated"] = seated
     stats["reseat_start_seconds"] = round(time.perf_counter() - t, 3)

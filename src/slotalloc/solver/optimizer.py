@@ -32,7 +32,8 @@ in ``benchmarks/RESULTS.md``, the constants in :class:`OptimizerParams`):
    When step 4 ran, the search's answer then has its dropped bookings
    re-seated by chains of moves through bookings far apart, which no
    neighbourhood holds whole (:mod:`slotalloc.solver.search.reseat`; a
-   ``reseat_share`` of a wall-clock budget is kept for it).
+   wall-clock search ends early by ``reseat_seconds_per_drop`` per drop of
+   its start for it), as is the start while the arrangement still runs.
 6. The Lagrangian multipliers are improved last, aimed at the final score,
    when the bound does not yet prove it.
 
@@ -475,7 +476,7 @@ def _search(
     A = c.n_arcs
     budget = LnsBudget(dtime=run.limit) if run.deterministic else LnsBudget(deadline=run.deadline)
     starts: list[IntArray] = []
-    if run.reseat and (run.deterministic or arranging is None or arranging.running()):
+    if run.reseat and (run.deterministic or arranging is None or not arranging.done()):
         # The main thread would only wait for the arrangement meanwhile.
         starts.append(_reseated_start(run, arcs, arranging))
     if arranging is not None:
@@ -529,13 +530,12 @@ def _reseated_start(run: _Run, arcs: IntArray, arranging: ArrangingThread | None
     deadline = None if arranging is None or run.deterministic else arranging.ends_at
     if deadline is None and not run.deterministic:
         deadline = t + run.params.reseat_share * run.limit
-    waiting = arranging is not None and not run.deterministic
     out, seated = reseat_and_fill(
         run.c,
         arcs,
         max_checks=run.params.reseat_max_checks,
         deadline=deadline,
-        stop=(lambda: not arranging.running()) if waiting and arranging is not None else None,
+        stop=None if arranging is None or run.deterministic else arranging.done,
     )
     run.stats["reseat_start_seated"] = seated
     run.stats["reseat_start_seconds"] = round(time.perf_counter() - t, 3)
@@ -546,9 +546,9 @@ def _reseated(run: _Run, values: IntArray, score: int, progress: _Progress) -> t
     """The search's answer with its dropped bookings re-seated by chains of moves, if better.
 
     The neighbourhoods, grown around a few linked sessions, rarely hold a
-    chain of moves through bookings far apart; :func:`reseat_dropped`
-    follows such chains, and the unbooked requests an eviction left out are
-    then offered their sessions again (:func:`reseat_and_fill`).
+    chain of moves through bookings far apart; the chains
+    (:mod:`slotalloc.solver.search.reseat`) follow them, and the unbooked
+    requests an eviction left out are then offered their sessions again.
     """
     c = run.c
     t = time.perf_counter()

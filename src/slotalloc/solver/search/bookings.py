@@ -130,9 +130,9 @@ class ArrangingThread:
         except BaseException as e:  # handed to the caller in result()
             self._error = e
 
-    def running(self) -> bool:
-        """Whether the search is still under way (the caller would wait for it)."""
-        return self._thread.is_alive()
+    def done(self) -> bool:
+        """Whether the search has ended (else the caller would wait for it)."""
+        return not self._thread.is_alive()
 
     def stop(self) -> None:
         """End the search now and wait for the thread (e.g. when the caller fails meanwhile)."""
