@@ -21,14 +21,9 @@ from slotalloc.solver.search.bookings import (
     ArrangingThread,
     arrange_bookings,
     arrange_bookings_cpsat,
+    drops,
     keeps_bookings,
 )
-
-
-def _drops(c: Compiled, arcs: IntArray) -> int:
-    placed = np.zeros(c.n_requests, dtype=np.bool_)
-    placed[c.arc_req[arcs]] = True
-    return int(((c.booked_session >= 0) & ~placed).sum())
 
 
 def _compiled(inst: Instance) -> tuple[Compiled, IntArray]:
@@ -58,19 +53,19 @@ def _cut_pair() -> Instance:
 def test_keeps_bookings_tells_a_drop_from_every_booking_kept_in_place() -> None:
     inst = _cut_pair()
     c, fcfs = _compiled(inst)
-    assert _drops(c, fcfs) == 1
+    assert drops(c, fcfs) == 1
     assert not keeps_bookings(c, fcfs)
     at_a = np.flatnonzero(c.arc_sess == c.booked_session[c.arc_req])
     assert keeps_bookings(c, at_a)
     assert not keeps_bookings(c, at_a[1:])
 
 
-def test_the_arrangement_moves_the_booking_fcfs_drops() -> None:
+def test_the_arrangement_moves_the_booking_fcfsdrops() -> None:
     inst = _cut_pair()
     c, fcfs = _compiled(inst)
     kept = arrange_bookings(build_formulation(c), fcfs, time_limit=10.0)
     assert kept is not None
-    assert _drops(c, kept) == 0
+    assert drops(c, kept) == 0
     # Seven stay in A, one moves to B (FORMAT §2: serve 1000, rank 10, move 500).
     assert _accepted_score(inst, c, kept) == 7 * 1000 + (1000 - 10 - 500)
 
@@ -80,7 +75,7 @@ def test_the_deterministic_arrangement_moves_the_booking_fcfs_drops_as_highs_doe
     c, fcfs = _compiled(inst)
     kept, spent = arrange_bookings_cpsat(build_formulation(c), fcfs, dtime=5.0)
     assert kept is not None and spent <= 5.0
-    assert _drops(c, kept) == 0
+    assert drops(c, kept) == 0
     assert _accepted_score(inst, c, kept) == 7 * 1000 + (1000 - 10 - 500)
 
 
@@ -92,7 +87,7 @@ def _cut_district() -> Instance:
 def test_the_deterministic_arrangement_is_as_good_as_highs_on_a_district_and_repeats() -> None:
     inst = _cut_district()
     c, fcfs = _compiled(inst)
-    assert _drops(c, fcfs) > 0
+    assert drops(c, fcfs) > 0
     f = build_formulation(c)
     by_highs = arrange_bookings(f, fcfs, time_limit=20.0)
     first, _ = arrange_bookings_cpsat(f, fcfs, dtime=5.0)
@@ -125,10 +120,10 @@ def test_regression_mip_child_answer_survives_highs_printing_to_stdout() -> None
     # arrangement was silently lost (None), on the plain path too.
     inst = _district_with_a_caregiver_cut()
     c, fcfs = _compiled(inst)
-    assert _drops(c, fcfs) > 0
+    assert drops(c, fcfs) > 0
     kept = arrange_bookings(build_formulation(c), fcfs, time_limit=20.0)
     assert kept is not None
-    assert _drops(c, kept) < _drops(c, fcfs)
+    assert drops(c, kept) < drops(c, fcfs)
     assert _accepted_score(inst, c, kept) > score_of_arcs(c, fcfs)
 
 
@@ -136,7 +131,7 @@ def test_the_city_path_places_the_arranged_bookings_first_when_fcfs_drops_some()
     # 40 % booked, three caregivers cut: FCFS drops bookings that could move.
     inst = _weekend_under_rule_8()
     c, fcfs = _compiled(inst)
-    assert _drops(c, fcfs) > 0
+    assert drops(c, fcfs) > 0
     runs = {}
     for share in (0.5, 0.0):
         params = OptimizerParams(mip_max_arcs=0, floor_bookings_share=share)

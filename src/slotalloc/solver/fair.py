@@ -574,8 +574,8 @@ def _reseated(
     """``arcs`` with dropped bookings re-seated by chains of moves, when better and fair.
 
     As in the plain optimiser (:func:`~slotalloc.solver.search.reseat.reseat_and_fill`);
-    a chain may let an unbooked child go, so when a floor breaks it is
-    repaired (:func:`~slotalloc.solver.search.fair_repair.repair_rows`), and
+    an unbooked child leaves only while every row holds, and when a row
+    still breaks it is repaired (:func:`~slotalloc.solver.search.fair_repair.repair_rows`), and
     the answer is kept only when it meets the floors and scores better.
     """
     t = time.perf_counter()
@@ -587,8 +587,10 @@ def _reseated(
     if seated == 0:
         return arcs, score
     if not rule.satisfied(filled):
-        # A chain let children of a group at its floor go: put some back
-        # (insertion with eviction, never of a booking).
+        # The chains check the rows only when a placement leaves; a seated
+        # booking can still lower a min_group_rate row (its coefficients may
+        # be negative): put children back (insertion with eviction, never of a
+        # booking).
         mended = repair_rows(c, filled, rule)
         stats["reseat_mended"] = mended is not None
         if mended is None:

@@ -527,9 +527,11 @@ def _reseated_start(run: _Run, arcs: IntArray, arranging: ArrangingThread | None
     when it ends (wall-clock runs).
     """
     t = time.perf_counter()
-    deadline = None if arranging is None or run.deterministic else arranging.ends_at
-    if deadline is None and not run.deterministic:
+    deadline: float | None = None  # deterministic runs: the check cap alone
+    if not run.deterministic:
         deadline = t + run.params.reseat_share * run.limit
+        if arranging is not None:
+            deadline = arranging.ends_at
     out, seated = reseat_and_fill(
         run.c,
         arcs,
